@@ -1,0 +1,104 @@
+//! Types shared by the eBPF programs (`profiler-ebpf`) and userspace (`profiler`).
+//!
+//! Everything here is `#[repr(C)]` plain data: the kernel side writes it into maps, userspace
+//! reads the same bytes back. Keep field order and sizes stable within a release.
+#![no_std]
+
+/// Number of log2 buckets in a run-queue latency histogram. Bucket `i` counts waits in
+/// `[2^i, 2^(i+1))` nanoseconds; the last bucket is open-ended (≥ 2^31 ns ≈ 2.1 s).
+pub const RUNQ_BUCKETS: usize = 32;
+
+/// Length of a task's `comm` as the kernel stores it (including the NUL).
+pub const COMM_LEN: usize = 16;
+
+/// Capacity of the per-thread statistics map.
+pub const MAX_THREADS: u32 = 65_536;
+
+/// Capacity of the watched-process map.
+pub const MAX_WATCHED: u32 = 4_096;
+
+/// `ThreadStats::flags`: the thread has passed `sched_process_exit`.
+pub const THREAD_EXITED: u32 = 1;
+
+/// Per-thread scheduler statistics, aggregated in the kernel.
+///
+/// The `*_since_ns` fields are state of the in-kernel state machine (0 = not in that state);
+/// userspace uses them only to close an interval that is still open when it reads the map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadStats {
+    pub tgid: u32,
+    pub flags: u32,
+    /// Time spent running on a CPU.
+    pub oncpu_ns: u64,
+    /// Time spent blocked (switched out voluntarily, until woken up).
+    pub offcpu_ns: u64,
+    /// Time spent runnable but waiting for a CPU (wakeup or preemption → running).
+    pub runq_ns: u64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    pub migrations: u64,
+    pub on_cpu_since_ns: u64,
+    pub blocked_since_ns: u64,
+    pub runnable_since_ns: u64,
+    pub runq_hist: [u64; RUNQ_BUCKETS],
+    pub comm: [u8; COMM_LEN],
+}
+
+impl ThreadStats {
+    pub const fn new(tgid: u32) -> Self {
+        Self {
+            tgid,
+            flags: 0,
+            oncpu_ns: 0,
+            offcpu_ns: 0,
+            runq_ns: 0,
+            voluntary_switches: 0,
+            involuntary_switches: 0,
+            migrations: 0,
+            on_cpu_since_ns: 0,
+            blocked_since_ns: 0,
+            runnable_since_ns: 0,
+            runq_hist: [0; RUNQ_BUCKETS],
+            comm: [0; COMM_LEN],
+        }
+    }
+}
+
+/// Byte offsets of the tracepoint fields the programs read.
+///
+/// Tracepoint layouts differ between kernels (e.g. `sched_migrate_task.comm` became a
+/// `__data_loc` string, shifting `pid`), so userspace reads them from tracefs `format` files at
+/// start-up and writes them into the programs' read-only data before loading.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TracepointOffsets {
+    pub switch_prev_comm: u32,
+    pub switch_prev_pid: u32,
+    pub switch_prev_state: u32,
+    pub switch_next_pid: u32,
+    pub wakeup_pid: u32,
+    pub migrate_pid: u32,
+    pub newtask_pid: u32,
+    pub newtask_clone_flags: u32,
+}
+
+/// Indexes into the `COUNTERS` array map: the programs' own health counters.
+pub mod counter {
+    /// A new thread of a watched process could not be added: `THREAD_STATS` is full.
+    pub const THREAD_MAP_FULL: u32 = 0;
+    /// A new child process could not be watched: `WATCHED` is full.
+    pub const WATCHED_MAP_FULL: u32 = 1;
+    /// Hits of the `profiler check` uprobe self-test.
+    pub const UPROBE_SELFTEST_HITS: u32 = 2;
+    pub const LEN: u32 = 3;
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: both types are #[repr(C)], contain only integers and integer arrays, and every bit
+    // pattern is a valid value.
+    unsafe impl aya::Pod for super::ThreadStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TracepointOffsets {}
+}

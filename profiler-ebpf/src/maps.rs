@@ -1,0 +1,70 @@
+//! Maps and read-only configuration shared by all hook families.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray},
+};
+use profiler_common::{MAX_THREADS, MAX_WATCHED, ThreadStats, TracepointOffsets, counter};
+
+/// Processes (tgids) being profiled. Every program starts with a lookup here, so an unwatched
+/// process costs one hash lookup.
+#[map]
+pub static WATCHED: HashMap<u32, u8> = HashMap::with_max_entries(MAX_WATCHED, 0);
+
+/// Per-thread scheduler statistics of watched processes, keyed by tid.
+#[map]
+pub static THREAD_STATS: HashMap<u32, ThreadStats> = HashMap::with_max_entries(MAX_THREADS, 0);
+
+/// Health counters (see `profiler_common::counter`), per CPU so increments need no atomics.
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::LEN, 0);
+
+/// Tracepoint field offsets, written by userspace before load (see `TracepointOffsets`).
+#[unsafe(no_mangle)]
+static TP_OFFSETS: TracepointOffsets = TracepointOffsets {
+    switch_prev_comm: 0,
+    switch_prev_pid: 0,
+    switch_prev_state: 0,
+    switch_next_pid: 0,
+    wakeup_pid: 0,
+    migrate_pid: 0,
+    newtask_pid: 0,
+    newtask_clone_flags: 0,
+};
+
+#[inline(always)]
+pub fn offsets() -> TracepointOffsets {
+    // SAFETY: TP_OFFSETS is plain data in .rodata; the volatile read keeps the compiler from
+    // folding in the zero placeholder values that userspace replaces at load time.
+    unsafe { core::ptr::read_volatile(&TP_OFFSETS) }
+}
+
+#[inline(always)]
+pub fn is_watched(tgid: u32) -> bool {
+    WATCHED.get_ptr(tgid).is_some()
+}
+
+#[inline(always)]
+pub fn bump(index: u32) {
+    if let Some(ptr) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: the pointer comes from a successful lookup in a per-CPU map: this CPU's slot,
+        // which nothing else writes while this program runs (programs are not preempted).
+        unsafe { *ptr += 1 };
+    }
+}
+
+/// Registers thread `tid` of watched process `tgid`; returns its stats slot.
+#[inline(always)]
+pub fn register_thread(tid: u32, tgid: u32) -> Option<*mut ThreadStats> {
+    const BPF_NOEXIST: u64 = 1;
+    if THREAD_STATS
+        .insert(tid, ThreadStats::new(tgid), BPF_NOEXIST)
+        .is_err()
+    {
+        // Either another CPU registered it first (fine) or the map is full (counted).
+        if THREAD_STATS.get_ptr_mut(tid).is_none() {
+            bump(counter::THREAD_MAP_FULL);
+        }
+    }
+    THREAD_STATS.get_ptr_mut(tid)
+}

@@ -1,0 +1,52 @@
+//! Process lifecycle tracepoints: follow new threads and child processes of watched processes,
+//! and mark exited threads so userspace can fold and remove them.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+};
+use profiler_common::{THREAD_EXITED, counter};
+
+use crate::maps::{THREAD_STATS, WATCHED, bump, is_watched, offsets, register_thread};
+
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+/// `task:task_newtask` fires in the parent, inside `copy_process`, with the clone flags: that is
+/// what tells a new thread (same tgid) from a new process (tgid = its pid).
+#[tracepoint]
+pub fn task_newtask(ctx: TracePointContext) -> u32 {
+    let _ = try_newtask(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+    // `current` is the exiting thread.
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if let Some(stats) = THREAD_STATS.get_ptr_mut(tid) {
+        // SAFETY: pointer from a successful lookup, valid for this run.
+        unsafe { (*stats).flags |= THREAD_EXITED };
+    }
+    0
+}
+
+fn try_newtask(ctx: &TracePointContext) -> Result<(), i32> {
+    let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !is_watched(parent_tgid) {
+        return Ok(());
+    }
+    let off = offsets();
+    // SAFETY: offsets from the task_newtask format file.
+    let pid = unsafe { ctx.read_at::<i32>(off.newtask_pid as usize)? } as u32;
+    // SAFETY: as above.
+    let clone_flags = unsafe { ctx.read_at::<u64>(off.newtask_clone_flags as usize)? };
+    let tgid = if clone_flags & CLONE_THREAD != 0 {
+        parent_tgid
+    } else {
+        if WATCHED.insert(pid, 1u8, 0).is_err() {
+            bump(counter::WATCHED_MAP_FULL);
+        }
+        pid
+    };
+    register_thread(pid, tgid);
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! Scheduler tracepoints: on-CPU, blocked and run-queue time, context switches, migrations.
+//!
+//! Per thread, a small state machine driven by three events:
+//! switch-out → blocked (voluntary) or runnable (preempted); wakeup → runnable;
+//! switch-in → running. Each transition closes the previous interval into a counter.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use profiler_common::{COMM_LEN, RUNQ_BUCKETS, ThreadStats};
+
+use crate::maps::{THREAD_STATS, is_watched, offsets, register_thread};
+
+/// `prev_state` value the kernel reports for a preempted task (`TASK_REPORT_MAX`).
+const TASK_REPORT_MAX: i64 = 0x100;
+
+#[tracepoint]
+pub fn sched_switch(ctx: TracePointContext) -> u32 {
+    let _ = try_sched_switch(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
+    let _ = try_wakeup(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
+    let _ = try_wakeup(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sched_migrate_task(ctx: TracePointContext) -> u32 {
+    let _ = try_migrate(&ctx);
+    0
+}
+
+fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i32> {
+    let off = offsets();
+    let now = monotonic_ns();
+    // SAFETY: offsets come from this kernel's tracefs format file for sched_switch.
+    let prev_pid = unsafe { ctx.read_at::<i32>(off.switch_prev_pid as usize)? } as u32;
+    // SAFETY: as above.
+    let next_pid = unsafe { ctx.read_at::<i32>(off.switch_next_pid as usize)? } as u32;
+    if prev_pid != 0 {
+        switch_out(ctx, prev_pid, now)?;
+    }
+    if next_pid != 0 {
+        switch_in(next_pid, now);
+    }
+    Ok(())
+}
+
+fn switch_out(ctx: &TracePointContext, tid: u32, now: u64) -> Result<(), i32> {
+    let stats = match THREAD_STATS.get_ptr_mut(tid) {
+        Some(stats) => stats,
+        None => {
+            // `current` is still the previous task here, so its tgid is at hand: a thread of a
+            // watched process that we have not seen yet (born between the /proc scan and
+            // attach) is registered on its first switch-out.
+            let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+            if !is_watched(tgid) {
+                return Ok(());
+            }
+            match register_thread(tid, tgid) {
+                Some(stats) => stats,
+                None => return Ok(()),
+            }
+        }
+    };
+    let off = offsets();
+    // SAFETY: offset from the format file; a long in every kernel we support.
+    let state = unsafe { ctx.read_at::<i64>(off.switch_prev_state as usize)? };
+    // SAFETY: offset from the format file; char[16] in every kernel we support.
+    let comm = unsafe { ctx.read_at::<[u8; COMM_LEN]>(off.switch_prev_comm as usize)? };
+    // SAFETY: the pointer comes from a map lookup and is valid for the program's run; a thread
+    // runs on one CPU at a time, so its switch events do not race with each other.
+    let s = unsafe { &mut *stats };
+    if s.on_cpu_since_ns != 0 {
+        s.oncpu_ns += now.saturating_sub(s.on_cpu_since_ns);
+        s.on_cpu_since_ns = 0;
+    }
+    // The kernel counts a switch as voluntary when the task blocks; preemption and yield keep
+    // it runnable (state 0 or TASK_REPORT_MAX), which is what /proc calls nonvoluntary.
+    if state == 0 || state & TASK_REPORT_MAX != 0 {
+        s.involuntary_switches += 1;
+        s.runnable_since_ns = now;
+    } else {
+        s.voluntary_switches += 1;
+        s.blocked_since_ns = now;
+    }
+    s.comm = comm;
+    Ok(())
+}
+
+fn switch_in(tid: u32, now: u64) {
+    let Some(stats) = THREAD_STATS.get_ptr_mut(tid) else {
+        return;
+    };
+    // SAFETY: see switch_out.
+    let s = unsafe { &mut *stats };
+    if s.runnable_since_ns != 0 {
+        let waited = now.saturating_sub(s.runnable_since_ns);
+        s.runq_ns += waited;
+        record_runq(s, waited);
+        s.runnable_since_ns = 0;
+    }
+    if s.blocked_since_ns != 0 {
+        // The wakeup was not seen (e.g. the thread was registered mid-sleep): count the whole
+        // gap as blocked rather than lose it.
+        s.offcpu_ns += now.saturating_sub(s.blocked_since_ns);
+        s.blocked_since_ns = 0;
+    }
+    s.on_cpu_since_ns = now;
+}
+
+fn try_wakeup(ctx: &TracePointContext) -> Result<(), i32> {
+    let off = offsets();
+    // SAFETY: offset from the sched_wakeup format file (same layout for sched_wakeup_new).
+    let pid = unsafe { ctx.read_at::<i32>(off.wakeup_pid as usize)? } as u32;
+    let Some(stats) = THREAD_STATS.get_ptr_mut(pid) else {
+        return Ok(());
+    };
+    let now = monotonic_ns();
+    // SAFETY: see switch_out. A wakeup can race with the thread's own switch on another CPU;
+    // the worst case is one interval attributed to the neighbouring state.
+    let s = unsafe { &mut *stats };
+    if s.blocked_since_ns != 0 {
+        s.offcpu_ns += now.saturating_sub(s.blocked_since_ns);
+        s.blocked_since_ns = 0;
+    }
+    // A wakeup of a task that never left the CPU (woken before it slept) starts no wait.
+    if s.on_cpu_since_ns == 0 && s.runnable_since_ns == 0 {
+        s.runnable_since_ns = now;
+    }
+    Ok(())
+}
+
+fn try_migrate(ctx: &TracePointContext) -> Result<(), i32> {
+    let off = offsets();
+    // SAFETY: offset from the sched_migrate_task format file.
+    let pid = unsafe { ctx.read_at::<i32>(off.migrate_pid as usize)? } as u32;
+    if let Some(stats) = THREAD_STATS.get_ptr_mut(pid) {
+        // SAFETY: see switch_out.
+        unsafe { (*stats).migrations += 1 };
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn monotonic_ns() -> u64 {
+    // SAFETY: bpf_ktime_get_ns has no preconditions; it reads CLOCK_MONOTONIC.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+#[inline(always)]
+fn record_runq(s: &mut ThreadStats, waited_ns: u64) {
+    let bucket = (log2(waited_ns) as usize).min(RUNQ_BUCKETS - 1);
+    if let Some(slot) = s.runq_hist.get_mut(bucket) {
+        *slot += 1;
+    }
+}
+
+/// floor(log2(v)) without loops (the verifier prefers straight-line code); log2(0) = 0.
+#[inline(always)]
+fn log2(mut v: u64) -> u32 {
+    let mut r = 0;
+    for shift in [32u32, 16, 8, 4, 2, 1] {
+        if v >= 1u64 << shift {
+            v >>= shift;
+            r += shift;
+        }
+    }
+    r
+}

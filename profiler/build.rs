@@ -1,0 +1,23 @@
+//! Builds the eBPF programs (`profiler-ebpf`) with the nightly toolchain and bpf-linker, so the
+//! profiler binary can embed the object with `include_bytes_aligned!`.
+use anyhow::{Context as _, anyhow};
+use aya_build::{Package, Toolchain};
+
+fn main() -> anyhow::Result<()> {
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?;
+    let root_dir = std::path::Path::new(&manifest_dir)
+        .parent()
+        .ok_or_else(|| anyhow!("profiler crate has no parent directory"))?
+        .join("profiler-ebpf");
+    let root_dir = root_dir
+        .to_str()
+        .ok_or_else(|| anyhow!("non-UTF-8 path {}", root_dir.display()))?;
+    aya_build::build_ebpf(
+        [Package {
+            name: "profiler-ebpf",
+            root_dir,
+            ..Default::default()
+        }],
+        Toolchain::default(),
+    )
+}

@@ -1,0 +1,298 @@
+//! `profiler check`: one line per capability, each verified for real where that is possible
+//! (programs are loaded and attached, a uprobe is hit, a counter is opened).
+
+use std::{fmt, path::Path};
+
+use anyhow::{Result, anyhow};
+use aya::{
+    Btf,
+    programs::{FEntry, KProbe, UProbe, uprobe::UProbeScope},
+};
+use profiler_common::counter;
+
+use crate::{
+    preflight, probes,
+    probes::{Probes, describe_program_error},
+    tracefs,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Missing,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad` honours the width the caller asks for, so columns line up.
+        f.pad(match self {
+            Status::Ok => "ok",
+            Status::Missing => "missing",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckLine {
+    pub name: &'static str,
+    pub status: Status,
+    /// What was found (version, path, error).
+    pub detail: String,
+    /// What the user loses when it is missing.
+    pub impact: &'static str,
+}
+
+impl fmt::Display for CheckLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<8} {:<22} {}", self.status, self.name, self.detail)?;
+        if self.status == Status::Missing {
+            write!(f, " — {}", self.impact)?;
+        }
+        Ok(())
+    }
+}
+
+fn line(name: &'static str, result: Result<String>, impact: &'static str) -> CheckLine {
+    match result {
+        Ok(detail) => CheckLine {
+            name,
+            status: Status::Ok,
+            detail,
+            impact,
+        },
+        Err(e) => CheckLine {
+            name,
+            status: Status::Missing,
+            detail: format!("{e:#}"),
+            impact,
+        },
+    }
+}
+
+/// A function in this binary for the uprobe self-test to hit.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn profiler_uprobe_selftest_target(x: u64) -> u64 {
+    std::hint::black_box(x.wrapping_mul(31))
+}
+
+/// Runs every check; the second value is whether the required ones passed.
+pub fn run_checks() -> (Vec<CheckLine>, bool) {
+    let mut lines = vec![line("kernel", kernel_release(), "")];
+    let caps_ok = preflight::caps_allow_tracing(preflight::effective_caps());
+    lines.push(line(
+        "privileges",
+        privileges(caps_ok),
+        "cannot load eBPF programs: attach and run refuse to start (use sudo)",
+    ));
+    let btf = preflight::btf_path();
+    lines.push(line(
+        "btf",
+        if btf.is_file() {
+            Ok(btf.display().to_string())
+        } else {
+            Err(anyhow!("{} not found", btf.display()))
+        },
+        "attach and run refuse to start (needs CONFIG_DEBUG_INFO_BTF=y)",
+    ));
+    let tracefs_dir = tracefs::tracefs_dir();
+    let tracefs_ok = tracefs::ensure_mounted(&tracefs_dir);
+    let tracefs_is_ok = tracefs_ok.is_ok();
+    lines.push(line(
+        "tracefs",
+        tracefs_ok.map(|state| {
+            let how = match state {
+                tracefs::TracefsState::AlreadyMounted => "mounted",
+                tracefs::TracefsState::MountedNow => "was not mounted: mounted it now",
+            };
+            format!("{} ({how})", tracefs_dir.display())
+        }),
+        "tracepoints cannot be resolved: attach and run refuse to start",
+    ));
+
+    let mut probes = if caps_ok && tracefs_is_ok {
+        tracefs::tracepoint_offsets(&tracefs_dir).and_then(|o| Probes::load(&o))
+    } else {
+        Err(anyhow!("skipped: needs root and tracefs"))
+    };
+    let tracepoints = match &mut probes {
+        Ok(p) => p
+            .attach(&probes::SCHED_PROBES[..1])
+            .map(|()| "sched:sched_switch loaded and attached".to_string()),
+        Err(e) => Err(anyhow!("{e:#}")),
+    };
+    let required_ok = caps_ok && btf.is_file() && tracefs_is_ok && tracepoints.is_ok();
+    lines.push(line(
+        "tracepoints",
+        tracepoints,
+        "no scheduler metrics (and, later, no socket metrics)",
+    ));
+    let (uprobes, kprobes, fentry) = match &mut probes {
+        Ok(p) => (uprobe_selftest(p), kprobe_selftest(p), fentry_selftest(p)),
+        Err(e) => {
+            let skipped = || Err(anyhow!("{e:#}"));
+            (skipped(), skipped(), skipped())
+        }
+    };
+    lines.push(line(
+        "uprobes",
+        uprobes,
+        "no CUDA launch, sync and copy metrics",
+    ));
+    lines.push(line(
+        "kprobes",
+        kprobes,
+        "none today: every probe uses tracepoints or uprobes",
+    ));
+    lines.push(line(
+        "fentry",
+        fentry,
+        "none today: every probe uses tracepoints or uprobes",
+    ));
+    lines.push(line(
+        "hardware perf events",
+        hardware_counters(),
+        "no cycles, instructions, cache or vectorization counters (software events still work)",
+    ));
+    lines.push(line(
+        "nvml",
+        nvml(),
+        "no GPU utilization, memory, power or energy metrics",
+    ));
+    lines.push(line("rapl", rapl(), "no CPU energy metrics"));
+    (lines, required_ok)
+}
+
+fn kernel_release() -> Result<String> {
+    // SAFETY: utsname is plain old data; uname fills it in.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uts is a valid, writable utsname.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: uname NUL-terminates release.
+    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
+    Ok(release.to_string_lossy().into_owned())
+}
+
+fn privileges(caps_ok: bool) -> Result<String> {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    match (euid, caps_ok) {
+        (0, true) => Ok("root".into()),
+        (_, true) => Ok(format!("uid {euid} with CAP_BPF+CAP_PERFMON")),
+        _ => Err(anyhow!(
+            "uid {euid} without CAP_SYS_ADMIN or CAP_BPF+CAP_PERFMON"
+        )),
+    }
+}
+
+fn uprobe_selftest(p: &mut Probes) -> Result<String> {
+    let program: &mut UProbe = p
+        .ebpf_mut()
+        .program_mut("selftest_uprobe")
+        .ok_or_else(|| anyhow!("no selftest_uprobe program"))?
+        .try_into()?;
+    program.load().map_err(describe_program_error)?;
+    let link = program
+        .attach(
+            "profiler_uprobe_selftest_target",
+            Path::new("/proc/self/exe"),
+            UProbeScope::CallingProcess,
+        )
+        .map_err(describe_program_error)?;
+    const CALLS: u64 = 3;
+    for i in 0..CALLS {
+        std::hint::black_box(profiler_uprobe_selftest_target(i));
+    }
+    program.detach(link)?;
+    let hits = p.counter(counter::UPROBE_SELFTEST_HITS);
+    if hits == CALLS {
+        Ok(format!("attached and hit {hits}/{CALLS} times"))
+    } else {
+        Err(anyhow!("attached but hit {hits}/{CALLS} times"))
+    }
+}
+
+fn kprobe_selftest(p: &mut Probes) -> Result<String> {
+    let program: &mut KProbe = p
+        .ebpf_mut()
+        .program_mut("selftest_kprobe")
+        .ok_or_else(|| anyhow!("no selftest_kprobe program"))?
+        .try_into()?;
+    program.load().map_err(describe_program_error)?;
+    let link = program
+        .attach("do_nanosleep", 0)
+        .map_err(|e| anyhow!("{:#} (is CONFIG_KPROBES off?)", describe_program_error(e)))?;
+    program.detach(link)?;
+    Ok("attached to do_nanosleep".into())
+}
+
+fn fentry_selftest(p: &mut Probes) -> Result<String> {
+    let btf = Btf::from_sys_fs()?;
+    let program: &mut FEntry = p
+        .ebpf_mut()
+        .program_mut("selftest_fentry")
+        .ok_or_else(|| anyhow!("no selftest_fentry program"))?
+        .try_into()?;
+    program
+        .load("do_nanosleep", &btf)
+        .map_err(describe_program_error)?;
+    let link = program.attach().map_err(describe_program_error)?;
+    program.detach(link)?;
+    Ok("attached to do_nanosleep".into())
+}
+
+fn hardware_counters() -> Result<String> {
+    use perf_event::{Builder, events::Hardware};
+    let mut counter = Builder::new()
+        .kind(Hardware::INSTRUCTIONS)
+        .build()
+        .map_err(|e| anyhow!("cannot open an instructions counter ({e}): no hardware PMU"))?;
+    counter.enable()?;
+    std::hint::black_box((0..10_000u64).sum::<u64>());
+    counter.disable()?;
+    Ok(format!(
+        "instructions counter works ({} counted)",
+        counter.read()?
+    ))
+}
+
+fn nvml() -> Result<String> {
+    let nvml = nvml_wrapper::Nvml::init()
+        .map_err(|e| anyhow!("NVML unavailable ({e}): no NVIDIA driver"))?;
+    Ok(format!(
+        "driver {}, {} GPU(s)",
+        nvml.sys_driver_version()?,
+        nvml.device_count()?
+    ))
+}
+
+fn rapl() -> Result<String> {
+    let powercap = Path::new("/sys/class/powercap/intel-rapl:0/energy_uj");
+    if powercap.exists() {
+        return Ok(format!("powercap {}", powercap.display()));
+    }
+    let events = Path::new("/sys/bus/event_source/devices/power/events");
+    let names: Vec<String> = std::fs::read_dir(events)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("energy-") && !n.contains('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    if names
+        .iter()
+        .any(|n| n == "energy-pkg" || n == "energy-cores")
+    {
+        Ok(format!("perf power PMU: {}", names.join(", ")))
+    } else if names.is_empty() {
+        Err(anyhow!("no powercap and no perf power PMU"))
+    } else {
+        Err(anyhow!(
+            "no package/core energy domain (power PMU offers only {})",
+            names.join(", ")
+        ))
+    }
+}

@@ -1,0 +1,180 @@
+//! Command-line interface: what the user can ask for, and how `--help` explains it.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "profiler",
+    version,
+    about = "Zero-instrumentation eBPF profiler for ML inference services",
+    long_about = "Zero-instrumentation eBPF profiler for ML inference services.\n\n\
+        Attaches eBPF programs (scheduler tracepoints today; sockets and CUDA uprobes next) to a \
+        running service without changing or restarting it, shows a live summary while attached \
+        and prints a report when it detaches.\n\n\
+        Needs root (or CAP_BPF + CAP_PERFMON), kernel BTF and tracefs; `profiler check` tells \
+        what this machine supports.",
+    after_help = "Examples:\n  \
+        sudo profiler attach --pid 4242                   # until Ctrl-C\n  \
+        sudo profiler attach --pid 4242 --duration 30s --format json --output report.json\n  \
+        sudo profiler run -- python serve.py --port 8000  # profile from the first instruction\n  \
+        sudo profiler check                               # what works on this machine"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Attach to running processes (all their threads and any children they start).
+    Attach(AttachArgs),
+    /// Start a command and profile it from its first instruction.
+    #[command(
+        after_help = "The command starts only after every probe is attached, so nothing it does \
+                      is missed. The report is printed when the command exits (or on Ctrl-C, \
+                      SIGTERM or --duration, which also stop the command)."
+    )]
+    Run(RunArgs),
+    /// Report, one line per capability, what this machine supports and what a missing one costs.
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Process to profile; repeat for several. Threads and children started later are followed.
+    #[arg(long = "pid", value_name = "PID", required = true)]
+    pub pids: Vec<i32>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The command to start, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Stop after this long (e.g. 500ms, 30s, 5m). Default: until Ctrl-C, SIGTERM or the
+    /// target exits.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// How often the live summary on stderr refreshes.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Final report format (text: a table for people; json: the schema in docs/report-schema.md).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the final report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Do not print the live summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+impl OutputArgs {
+    /// Checks that the options make sense together; the message is shown as a usage error.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(duration) = self.duration
+            && self.interval > duration
+        {
+            return Err(format!(
+                "--interval {} is longer than --duration {}: no live summary would be shown",
+                humantime::format_duration(self.interval),
+                humantime::format_duration(duration)
+            ));
+        }
+        if self.interval < Duration::from_millis(50) {
+            return Err("--interval must be at least 50ms".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("profiler").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn attach_takes_repeated_pids_and_durations() {
+        let cli = parse(&[
+            "attach",
+            "--pid",
+            "1",
+            "--pid",
+            "22",
+            "--duration",
+            "1500ms",
+        ])
+        .unwrap();
+        let Command::Attach(a) = cli.command else {
+            panic!("not attach")
+        };
+        assert_eq!(a.pids, vec![1, 22]);
+        assert_eq!(a.output.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(a.output.interval, Duration::from_secs(1));
+        assert_eq!(a.output.format, Format::Text);
+    }
+
+    #[test]
+    fn run_takes_the_command_after_double_dash() {
+        let cli = parse(&["run", "--format", "json", "--", "sleep", "--help"]).unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.command, vec!["sleep", "--help"]);
+        assert_eq!(r.output.format, Format::Json);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(parse(&["attach"]).is_err());
+        assert!(parse(&["attach", "--pid", "x"]).is_err());
+        assert!(parse(&["attach", "--pid", "1", "--duration", "0s"]).is_err());
+        assert!(parse(&["attach", "--pid", "1", "--format", "xml"]).is_err());
+        assert!(parse(&["run"]).is_err());
+    }
+
+    #[test]
+    fn interval_longer_than_duration_conflicts() {
+        let cli = parse(&[
+            "attach",
+            "--pid",
+            "1",
+            "--duration",
+            "1s",
+            "--interval",
+            "2s",
+        ])
+        .unwrap();
+        let Command::Attach(a) = cli.command else {
+            panic!("not attach")
+        };
+        assert!(a.output.validate().unwrap_err().contains("--interval"));
+    }
+}

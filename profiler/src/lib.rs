@@ -1,0 +1,19 @@
+//! profiler: zero-instrumentation eBPF profiler for ML inference services.
+//!
+//! Layout: `probes` loads and attaches the eBPF programs (one declarative table); `tracker`,
+//! `sched`, `procstat` turn map contents and /proc readings into totals; `report` and `live`
+//! present them; `session` runs the whole thing; `check` reports what the machine supports.
+
+pub mod check;
+pub mod cli;
+pub mod error;
+pub mod live;
+pub mod preflight;
+pub mod probes;
+pub mod procstat;
+pub mod report;
+pub mod sched;
+pub mod session;
+pub mod targets;
+pub mod tracefs;
+pub mod tracker;

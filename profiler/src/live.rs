@@ -1,0 +1,187 @@
+//! The live summary on stderr: redrawn in place on a terminal, one line per interval otherwise
+//! (so logs and CI output stay readable).
+
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal as _, Write as _},
+};
+
+use crate::{
+    report::{fmt_bytes, fmt_us},
+    sched::{SchedTotals, summarize_runq},
+    tracker::Tracker,
+};
+
+pub struct LiveView {
+    tty: bool,
+    enabled: bool,
+    drawn_lines: usize,
+    previous: BTreeMap<u32, SchedTotals>,
+}
+
+/// One interval's figures for one process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntervalRow {
+    pub pid: u32,
+    pub comm: String,
+    pub cpu_percent: f64,
+    pub rss_bytes: u64,
+    pub threads: u64,
+    pub delta: SchedTotals,
+    pub exited: bool,
+}
+
+impl LiveView {
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            enabled,
+            drawn_lines: 0,
+            previous: BTreeMap::new(),
+        }
+    }
+
+    /// Computes this interval's rows and remembers the totals for the next one.
+    pub fn rows(&mut self, tracker: &Tracker) -> Vec<IntervalRow> {
+        tracker
+            .procs
+            .values()
+            .map(|p| {
+                let total = tracker.process_totals(p.pid);
+                let delta = total.since(&self.previous.get(&p.pid).copied().unwrap_or_default());
+                self.previous.insert(p.pid, total);
+                let last = p.history.as_ref().map(|h| &h.last);
+                IntervalRow {
+                    pid: p.pid,
+                    comm: p.comm.clone(),
+                    cpu_percent: p.cpu_percent,
+                    rss_bytes: last.map_or(0, |s| s.rss_bytes),
+                    threads: last.map_or(0, |s| s.threads),
+                    delta,
+                    exited: p.exited,
+                }
+            })
+            .collect()
+    }
+
+    pub fn show(&mut self, tracker: &Tracker, elapsed_s: f64) {
+        let rows = self.rows(tracker);
+        if !self.enabled {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let lines = render_table(&rows, elapsed_s);
+            if self.drawn_lines > 0 {
+                // Move up over the previous drawing and clear to the end of the screen.
+                let _ = write!(err, "\x1b[{}A\x1b[J", self.drawn_lines);
+            }
+            for l in &lines {
+                let _ = writeln!(err, "{l}");
+            }
+            self.drawn_lines = lines.len();
+        } else {
+            let _ = writeln!(err, "{}", render_line(&rows, elapsed_s));
+        }
+    }
+}
+
+fn runq_p99(d: &SchedTotals) -> String {
+    summarize_runq(d).map_or("-".into(), |l| fmt_us(l.p99_us))
+}
+
+/// The terminal view: a header and one row per process.
+pub fn render_table(rows: &[IntervalRow], elapsed_s: f64) -> Vec<String> {
+    let mut lines = vec![format!(
+        "profiler  {elapsed_s:>6.1}s  {:>8} {:<16} {:>7} {:>10} {:>4} {:>9} {:>9} {:>9} {:>5}",
+        "pid", "comm", "cpu%", "rss", "thr", "runq p99", "vol-csw", "inv-csw", "migr"
+    )];
+    for r in rows {
+        lines.push(format!(
+            "                  {:>8} {:<16} {:>7.1} {:>10} {:>4} {:>9} {:>9} {:>9} {:>5}{}",
+            r.pid,
+            r.comm,
+            r.cpu_percent,
+            fmt_bytes(r.rss_bytes),
+            r.threads,
+            runq_p99(&r.delta),
+            r.delta.voluntary_switches,
+            r.delta.involuntary_switches,
+            r.delta.migrations,
+            if r.exited { " exited" } else { "" }
+        ));
+    }
+    lines
+}
+
+/// The log view: everything for one interval on one line, processes summed.
+pub fn render_line(rows: &[IntervalRow], elapsed_s: f64) -> String {
+    let mut all = SchedTotals::default();
+    for r in rows {
+        all.add(&r.delta);
+    }
+    let live = rows.iter().filter(|r| !r.exited).count();
+    format!(
+        "profiler: t={elapsed_s:.1}s procs={live} threads={} cpu={:.1}% rss={} runq_p99={} \
+         csw={}v/{}i migr={}",
+        rows.iter().map(|r| r.threads).sum::<u64>(),
+        rows.iter().map(|r| r.cpu_percent).sum::<f64>(),
+        fmt_bytes(rows.iter().map(|r| r.rss_bytes).sum()),
+        runq_p99(&all),
+        all.voluntary_switches,
+        all.involuntary_switches,
+        all.migrations
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pid: u32, cpu: f64, vol: u64) -> IntervalRow {
+        IntervalRow {
+            pid,
+            comm: "srv".into(),
+            cpu_percent: cpu,
+            rss_bytes: 1 << 20,
+            threads: 3,
+            delta: SchedTotals {
+                voluntary_switches: vol,
+                ..Default::default()
+            },
+            exited: false,
+        }
+    }
+
+    #[test]
+    fn line_sums_processes() {
+        let l = render_line(&[row(1, 50.0, 3), row(2, 25.0, 4)], 2.0);
+        assert!(
+            l.starts_with("profiler: t=2.0s procs=2 threads=6 cpu=75.0%"),
+            "{l}"
+        );
+        assert!(l.contains("rss=2.0 MiB"), "{l}");
+        assert!(l.contains("csw=7v/0i"), "{l}");
+    }
+
+    #[test]
+    fn table_has_a_row_per_process() {
+        let t = render_table(&[row(1, 50.0, 3), row(2, 25.0, 4)], 2.0);
+        assert_eq!(t.len(), 3);
+        assert!(t[1].contains("srv"));
+    }
+
+    #[test]
+    fn rows_report_deltas_between_intervals() {
+        let mut tracker = Tracker::default();
+        tracker.add_process(7, true, None, 0.0);
+        let mut s = profiler_common::ThreadStats::new(7);
+        s.voluntary_switches = 5;
+        tracker.apply_threads(&[(7, s)], 0);
+        let mut view = LiveView::new(false);
+        assert_eq!(view.rows(&tracker)[0].delta.voluntary_switches, 5);
+        s.voluntary_switches = 8;
+        tracker.apply_threads(&[(7, s)], 0);
+        assert_eq!(view.rows(&tracker)[0].delta.voluntary_switches, 3);
+    }
+}

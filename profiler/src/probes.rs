@@ -1,0 +1,243 @@
+//! Loading and attaching the eBPF programs, driven by one declarative probe table, and typed
+//! access to their maps. Dropping `Probes` detaches every program and closes every map.
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray},
+    programs::{ProgramError, TracePoint},
+};
+use profiler_common::{ThreadStats, TracepointOffsets, counter};
+use serde::Serialize;
+
+/// The compiled eBPF object, built by `build.rs` through aya-build.
+pub static PROBES_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler-probes"));
+
+/// One row of the probe table: what is attached where, what it serves, and what the user loses
+/// without it.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeSpec {
+    pub program: &'static str,
+    pub category: &'static str,
+    pub tracepoint: &'static str,
+    pub feature: &'static str,
+    /// Without a required probe the feature makes no sense: attaching fails.
+    pub required: bool,
+    /// What degrades when an optional probe cannot attach.
+    pub if_missing: &'static str,
+}
+
+pub const SCHED_PROBES: &[ProbeSpec] = &[
+    ProbeSpec {
+        program: "sched_switch",
+        category: "sched",
+        tracepoint: "sched_switch",
+        feature: "scheduler",
+        required: true,
+        if_missing: "no on/off-CPU or run-queue metrics",
+    },
+    ProbeSpec {
+        program: "sched_wakeup",
+        category: "sched",
+        tracepoint: "sched_wakeup",
+        feature: "scheduler",
+        required: false,
+        if_missing: "blocked time includes run-queue wait; run-queue latency only after preemption",
+    },
+    ProbeSpec {
+        program: "sched_wakeup_new",
+        category: "sched",
+        tracepoint: "sched_wakeup_new",
+        feature: "scheduler",
+        required: false,
+        if_missing: "first run-queue wait of new threads not measured",
+    },
+    ProbeSpec {
+        program: "sched_migrate_task",
+        category: "sched",
+        tracepoint: "sched_migrate_task",
+        feature: "scheduler",
+        required: false,
+        if_missing: "CPU migrations not counted",
+    },
+    ProbeSpec {
+        program: "task_newtask",
+        category: "task",
+        tracepoint: "task_newtask",
+        feature: "process-tracking",
+        required: false,
+        if_missing: "child processes started after attach are not followed; new threads are \
+                     picked up at their first context switch",
+    },
+    ProbeSpec {
+        program: "sched_process_exit",
+        category: "sched",
+        tracepoint: "sched_process_exit",
+        feature: "process-tracking",
+        required: false,
+        if_missing: "exited threads stay in kernel maps until detach",
+    },
+];
+
+/// What happened to one probe at attach time (shown by the report).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProbeStatus {
+    pub program: String,
+    pub attach_point: String,
+    pub feature: String,
+    pub attached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The loaded programs and their maps.
+pub struct Probes {
+    ebpf: Ebpf,
+    watched: HashMap<MapData, u32, u8>,
+    threads: HashMap<MapData, u32, ThreadStats>,
+    counters: PerCpuArray<MapData, u64>,
+    pub status: Vec<ProbeStatus>,
+}
+
+impl Probes {
+    /// Loads the object with this kernel's tracepoint offsets. Nothing is attached yet, so the
+    /// caller can seed the maps first.
+    pub fn load(offsets: &TracepointOffsets) -> Result<Self> {
+        let mut ebpf = EbpfLoader::new()
+            .override_global("TP_OFFSETS", offsets, true)
+            .load(PROBES_OBJECT)
+            .context("loading the eBPF object")?;
+        let mut take = |name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| anyhow!("eBPF object has no map {name}"))
+        };
+        let watched = HashMap::try_from(take("WATCHED")?)?;
+        let threads = HashMap::try_from(take("THREAD_STATS")?)?;
+        let counters = PerCpuArray::try_from(take("COUNTERS")?)?;
+        Ok(Self {
+            ebpf,
+            watched,
+            threads,
+            counters,
+            status: Vec::new(),
+        })
+    }
+
+    /// Loads and attaches every probe of `table`. A required probe that fails is an error; an
+    /// optional one is recorded with the reason and what it costs.
+    pub fn attach(&mut self, table: &[ProbeSpec]) -> Result<()> {
+        for spec in table {
+            let result = attach_tracepoint(&mut self.ebpf, spec);
+            let attach_point = format!("tracepoint:{}:{}", spec.category, spec.tracepoint);
+            if let Err(e) = &result
+                && spec.required
+            {
+                return Err(anyhow!("attaching required probe {attach_point}: {e}"));
+            }
+            self.status.push(ProbeStatus {
+                program: spec.program.into(),
+                attach_point,
+                feature: spec.feature.into(),
+                attached: result.is_ok(),
+                error: result.err().map(|e| format!("{e}; {}", spec.if_missing)),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn watch(&mut self, tgid: u32) -> Result<()> {
+        self.watched
+            .insert(tgid, 1, 0)
+            .with_context(|| format!("adding pid {tgid} to the watch map"))
+    }
+
+    pub fn unwatch(&mut self, tgid: u32) {
+        // Already gone is fine: the kernel side never removes entries, but be lenient.
+        let _ = self.watched.remove(&tgid);
+    }
+
+    pub fn watched(&self) -> Vec<u32> {
+        self.watched.keys().flatten().collect()
+    }
+
+    pub fn seed_thread(&mut self, tid: u32, stats: &ThreadStats) -> Result<()> {
+        const BPF_NOEXIST: u64 = 1;
+        match self.threads.insert(tid, stats, BPF_NOEXIST) {
+            Ok(()) => Ok(()),
+            // The kernel registered it first (it switched out already): keep the kernel's.
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e).with_context(|| format!("seeding thread {tid}")),
+        }
+    }
+
+    pub fn threads(&self) -> Vec<(u32, ThreadStats)> {
+        self.threads.iter().flatten().collect()
+    }
+
+    pub fn forget_thread(&mut self, tid: u32) {
+        let _ = self.threads.remove(&tid);
+    }
+
+    /// Health counter `index`, summed over CPUs.
+    pub fn counter(&self, index: u32) -> u64 {
+        self.counters
+            .get(&index, 0)
+            .map(|v| v.iter().sum())
+            .unwrap_or(0)
+    }
+
+    pub fn thread_map_full(&self) -> u64 {
+        self.counter(counter::THREAD_MAP_FULL)
+    }
+
+    pub fn watched_map_full(&self) -> u64 {
+        self.counter(counter::WATCHED_MAP_FULL)
+    }
+
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}
+
+fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<()> {
+    let program: &mut TracePoint = ebpf
+        .program_mut(spec.program)
+        .ok_or_else(|| anyhow!("eBPF object has no program {}", spec.program))?
+        .try_into()?;
+    program.load().map_err(describe_program_error)?;
+    program
+        .attach(spec.category, spec.tracepoint)
+        .map_err(describe_program_error)?;
+    Ok(())
+}
+
+/// Flattens aya's error chain (and the verifier log's last lines) into one readable line.
+pub fn describe_program_error(e: ProgramError) -> anyhow::Error {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(3).collect();
+            anyhow!(
+                "the kernel rejected the program ({io_error}); verifier: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            )
+        }
+        other => {
+            let mut msg = other.to_string();
+            let mut source = std::error::Error::source(&other);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            anyhow!(msg)
+        }
+    }
+}
