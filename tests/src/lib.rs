@@ -1,0 +1,273 @@
+//! Helpers for the privileged end-to-end tests: start the real profiler binary and real
+//! workloads, read their output, and check what is loaded in the kernel with bpftool.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    path::PathBuf,
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The profiler binary under test: `PROFILER_BIN` (set by `cargo xtask test`) or the debug build.
+pub fn profiler_bin() -> PathBuf {
+    std::env::var_os("PROFILER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/profiler")
+        })
+}
+
+/// The workload binary, built by cargo next to the test executables (`target/<profile>/`).
+pub fn workload_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("deps dir");
+    let dir = if deps.ends_with("deps") {
+        deps.parent().expect("profile dir")
+    } else {
+        deps
+    };
+    dir.join("sched-workload")
+}
+
+/// Whether this test can load eBPF here. When it cannot, prints why, records the skip for
+/// `cargo xtask test`'s summary (so a skip is never counted as a pass) and returns false.
+pub fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let reason = if unsafe { libc::geteuid() } != 0 {
+        Some("needs root to load eBPF programs")
+    } else if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        Some("kernel has no BTF")
+    } else if !profiler_bin().exists() {
+        Some("profiler binary not built (run through `cargo xtask test`)")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(reason) => {
+            println!("SKIPPED {test}: {reason}");
+            if let Some(log) = std::env::var_os("PROFILER_SKIP_LOG")
+                && let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+            {
+                let _ = writeln!(f, "{test}: {reason}");
+            }
+            false
+        }
+    }
+}
+
+/// A temporary path unique to this test process and `name`.
+pub fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("profiler-e2e-{}-{name}", std::process::id()))
+}
+
+/// A workload from `sched-workload`, waiting for `go`.
+pub struct Workload {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Workload {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(workload_bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start sched-workload");
+        let stdin = child.stdin.take();
+        Self { child, stdin }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn go(&mut self) {
+        let mut stdin = self.stdin.take().expect("go once");
+        stdin.write_all(b"go\n").expect("write go");
+    }
+
+    /// Waits for the workload and returns the ground truth it printed.
+    pub fn finish(mut self) -> Value {
+        let out = std::mem::replace(&mut self.child, dummy_child())
+            .wait_with_output()
+            .expect("wait workload");
+        assert!(out.status.success(), "workload failed: {:?}", out.status);
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("bad ground truth {text:?}: {e}"))
+    }
+}
+
+fn dummy_child() -> Child {
+    Command::new("true").spawn().expect("spawn true")
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running profiler whose stderr is read line by line in the background.
+pub struct Profiler {
+    pub child: Child,
+    stderr: mpsc::Receiver<String>,
+    pub stderr_lines: Vec<String>,
+}
+
+impl Profiler {
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with(Command::new(profiler_bin()).args(args))
+    }
+
+    pub fn start_with(cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start profiler");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            stderr: rx,
+            stderr_lines: Vec::new(),
+        }
+    }
+
+    /// Blocks until the profiler says it is attached (panics after 60 s or if it exits).
+    pub fn wait_attached(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match self.stderr.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let attached = line.starts_with("profiler: attached");
+                    self.stderr_lines.push(line);
+                    if attached {
+                        return;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("profiler did not attach; stderr: {:?}", self.stderr_lines);
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    /// Waits (at most 60 s) for exit; returns the status and everything it printed on stdout.
+    pub fn wait(mut self) -> (ExitStatus, String, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "profiler did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut out, &mut stdout);
+        }
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(500)) {
+            self.stderr_lines.push(line);
+        }
+        (status, stdout, self.stderr_lines)
+    }
+}
+
+/// Ids and names of the eBPF programs loaded in the kernel, from `bpftool prog show --json`.
+pub fn loaded_programs() -> Vec<(u64, String)> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .expect("bpftool (installed by `cargo xtask setup`)");
+    assert!(out.status.success(), "bpftool failed");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("bpftool json");
+    v.as_array()
+        .map(|progs| {
+            progs
+                .iter()
+                .map(|p| {
+                    (
+                        p["id"].as_u64().unwrap_or(0),
+                        p["name"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The profiler's scheduler programs.
+pub const OUR_PROGRAMS: &[&str] = &[
+    "sched_switch",
+    "sched_wakeup",
+    "sched_wakeup_new",
+    "sched_migrate_task",
+    "task_newtask",
+    "sched_process_exit",
+];
+
+/// Whether a program name bpftool shows is one of ours: bpftool prints the full name from BTF
+/// where the kernel has it, else the name truncated to 15 characters.
+pub fn is_ours(name: &str) -> bool {
+    OUR_PROGRAMS
+        .iter()
+        .any(|p| *p == name || (name.len() == 15 && p.starts_with(name)))
+}
+
+/// Reads a JSON report file written with `--format json --output`.
+pub fn read_report(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("report file");
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+/// The report's entry for thread `tid`.
+pub fn thread_in<'a>(report: &'a Value, tid: u64) -> &'a Value {
+    report["processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["threads"].as_array().into_iter().flatten())
+        .find(|t| t["tid"].as_u64() == Some(tid))
+        .unwrap_or_else(|| panic!("thread {tid} not in report"))
+}
+
+/// Pins the calling thread (and the processes it starts later) to `cpu`.
+pub fn pin_self_to(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes within it; pid 0 means this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+pub fn online_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Relative difference |a - b| / b.
+pub fn rel_diff(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b
+}
