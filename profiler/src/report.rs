@@ -42,6 +42,29 @@ pub struct Health {
     pub threads_dropped: u64,
     /// Child processes not followed because the kernel watch map was full.
     pub processes_dropped: u64,
+    /// The profiler's own cost while attached.
+    pub agent: AgentUsage,
+}
+
+/// The profiler's own CPU time and peak memory (from getrusage).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct AgentUsage {
+    pub cpu_s: f64,
+    pub max_rss_bytes: u64,
+}
+
+impl AgentUsage {
+    pub fn now() -> Self {
+        // SAFETY: rusage is plain data that getrusage fills in.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: ru is a valid, writable rusage.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Self {
+            cpu_s: secs(ru.ru_utime) + secs(ru.ru_stime),
+            max_rss_bytes: ru.ru_maxrss as u64 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -278,6 +301,12 @@ pub fn to_text(r: &Report) -> String {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "\nprofiler itself: {:.3} s CPU, peak RSS {}",
+        r.health.agent.cpu_s,
+        fmt_bytes(r.health.agent.max_rss_bytes)
+    );
     if r.health.threads_dropped + r.health.processes_dropped > 0 {
         let _ = writeln!(
             out,
@@ -358,6 +387,7 @@ mod tests {
             health: Health {
                 threads_dropped: 0,
                 processes_dropped: 0,
+                agent: AgentUsage::default(),
             },
         })
     }

@@ -18,7 +18,7 @@ use crate::{
     preflight,
     probes::{Probes, SCHED_PROBES},
     procstat,
-    report::{self, EndReason, Health, ReportInputs},
+    report::{self, AgentUsage, EndReason, Health, ReportInputs},
     sched::{initial_stats, monotonic_ns},
     targets, tracefs,
     tracker::Tracker,
@@ -102,6 +102,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         health: Health {
             threads_dropped: probes.thread_map_full(),
             processes_dropped: probes.watched_map_full(),
+            agent: AgentUsage::now(),
         },
     });
     // Detach before anything slow (writing, stopping the command).

@@ -101,7 +101,8 @@ impl Workload {
             .expect("wait workload");
         assert!(out.status.success(), "workload failed: {:?}", out.status);
         let text = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("bad ground truth {text:?}: {e}"))
+        serde_json::from_str(text.trim())
+            .unwrap_or_else(|e| panic!("bad ground truth {text:?}: {e}"))
     }
 }
 
@@ -243,7 +244,7 @@ pub fn read_report(path: &std::path::Path) -> Value {
 }
 
 /// The report's entry for thread `tid`.
-pub fn thread_in<'a>(report: &'a Value, tid: u64) -> &'a Value {
+pub fn thread_in(report: &Value, tid: u64) -> &Value {
     report["processes"]
         .as_array()
         .into_iter()

@@ -22,10 +22,23 @@ fn expect_usage_error(cmd: &mut Command, what: &str, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     println!("{what}: {stderr}");
-    assert_eq!(out.status.code(), Some(2), "{what}: exit {:?}, stderr {stderr}", out.status);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{what}: exit {:?}, stderr {stderr}",
+        out.status
+    );
     assert_eq!(lines.len(), 1, "{what}: expected one line, got {lines:?}");
-    assert!(lines[0].starts_with("profiler: error: "), "{what}: {}", lines[0]);
-    assert!(lines[0].contains(needle), "{what}: {:?} lacks {needle:?}", lines[0]);
+    assert!(
+        lines[0].starts_with("profiler: error: "),
+        "{what}: {}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains(needle),
+        "{what}: {:?} lacks {needle:?}",
+        lines[0]
+    );
     let new: Vec<(u64, String)> = loaded_programs()
         .into_iter()
         .filter(|(id, name)| !before.contains(id) && is_ours(name))
@@ -44,28 +57,66 @@ fn bad_input_is_one_line_and_exit_code_2() {
     }
     let me = std::process::id().to_string();
     let pid = free_pid();
-    expect_usage_error(profiler().args(["attach", "--pid", &pid]), "unknown pid", "no process");
-    expect_usage_error(profiler().args(["attach", "--pid", "0"]), "pid 0", "invalid pid");
-    expect_usage_error(profiler().args(["attach", "--pid", "2"]), "kernel thread", "kernel thread");
-    expect_usage_error(profiler().args(["attach", "--pid", "abc"]), "non-numeric pid", "abc");
     expect_usage_error(
-        profiler().args(["attach", "--pid", &me, "--duration", "1s", "--interval", "2s"]),
+        profiler().args(["attach", "--pid", &pid]),
+        "unknown pid",
+        "no process",
+    );
+    expect_usage_error(
+        profiler().args(["attach", "--pid", "0"]),
+        "pid 0",
+        "invalid pid",
+    );
+    expect_usage_error(
+        profiler().args(["attach", "--pid", "2"]),
+        "kernel thread",
+        "kernel thread",
+    );
+    expect_usage_error(
+        profiler().args(["attach", "--pid", "abc"]),
+        "non-numeric pid",
+        "abc",
+    );
+    expect_usage_error(
+        profiler().args([
+            "attach",
+            "--pid",
+            &me,
+            "--duration",
+            "1s",
+            "--interval",
+            "2s",
+        ]),
         "conflicting options",
         "--interval",
     );
-    expect_usage_error(profiler().args(["attach", "--pid", &me, "--bogus"]), "unknown flag", "--bogus");
     expect_usage_error(
-        profiler().args(["attach", "--pid", &me]).env("PROFILER_BTF", "/nonexistent/vmlinux"),
+        profiler().args(["attach", "--pid", &me, "--bogus"]),
+        "unknown flag",
+        "--bogus",
+    );
+    expect_usage_error(
+        profiler()
+            .args(["attach", "--pid", &me])
+            .env("PROFILER_BTF", "/nonexistent/vmlinux"),
         "missing BTF",
         "BTF",
     );
     expect_usage_error(
-        profiler().args(["attach", "--pid", &me]).env("PROFILER_TRACEFS", "/nonexistent/tracing"),
+        profiler()
+            .args(["attach", "--pid", &me])
+            .env("PROFILER_TRACEFS", "/nonexistent/tracing"),
         "tracefs not mountable",
         "tracefs",
     );
     expect_usage_error(
-        profiler().args(["attach", "--pid", &me, "--output", "/nonexistent/dir/report.txt"]),
+        profiler().args([
+            "attach",
+            "--pid",
+            &me,
+            "--output",
+            "/nonexistent/dir/report.txt",
+        ]),
         "unwritable output",
         "cannot write report",
     );
@@ -89,7 +140,12 @@ fn unprivileged_user_is_refused() {
     let bin = profiler_bin();
     expect_usage_error(
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
             .arg(&bin)
             .args(["attach", "--pid", &me]),
         "not root",

@@ -16,7 +16,15 @@ fn end_session(ending: Ending, expected_reason: &str) {
     };
     let mut workload = Workload::start(&["idle", "--seconds", seconds]);
     let pid = workload.pid().to_string();
-    let mut args = vec!["attach", "--pid", &pid, "--interval", "200ms", "--format", "json"];
+    let mut args = vec![
+        "attach",
+        "--pid",
+        &pid,
+        "--interval",
+        "200ms",
+        "--format",
+        "json",
+    ];
     if let Ending::Duration = ending {
         args.extend(["--duration", "1s"]);
     }
@@ -53,10 +61,16 @@ fn end_session(ending: Ending, expected_reason: &str) {
         .map(|(id, _)| id)
         .filter(|id| ours.contains(id))
         .collect();
-    assert!(still.is_empty(), "programs still loaded after exit: {still:?}");
+    assert!(
+        still.is_empty(),
+        "programs still loaded after exit: {still:?}"
+    );
     let uprobe_events =
         std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
-    assert!(!uprobe_events.contains("profiler"), "left uprobe events: {uprobe_events}");
+    assert!(
+        !uprobe_events.contains("profiler"),
+        "left uprobe events: {uprobe_events}"
+    );
 }
 
 #[test]

@@ -13,7 +13,14 @@ fn burner_oncpu_and_sleeper_offcpu_match_proc() {
     let out = temp_path("burn-sleep.json");
     let pid = workload.pid().to_string();
     let mut profiler = Profiler::start(&[
-        "attach", "--pid", &pid, "--interval", "200ms", "--format", "json", "--output",
+        "attach",
+        "--pid",
+        &pid,
+        "--interval",
+        "200ms",
+        "--format",
+        "json",
+        "--output",
         out.to_str().unwrap(),
     ]);
     profiler.wait_attached();
@@ -42,10 +49,16 @@ fn burner_oncpu_and_sleeper_offcpu_match_proc() {
     let offcpu = s["sched"]["offcpu_s"].as_f64().unwrap();
     let wall = sleeper["wall_s"].as_f64().unwrap();
     println!("sleeper: off-cpu {offcpu:.3} s of {wall:.3} s wall");
-    assert!(offcpu >= 0.9 * wall, "sleeper off-CPU {offcpu} s of {wall} s");
+    assert!(
+        offcpu >= 0.9 * wall,
+        "sleeper off-CPU {offcpu} s of {wall} s"
+    );
     // ~200 sleeps of 10 ms: each is one voluntary switch.
     let vol = s["sched"]["voluntary_switches"].as_u64().unwrap();
-    assert!((150..=260).contains(&vol), "sleeper voluntary switches {vol}");
+    assert!(
+        (150..=260).contains(&vol),
+        "sleeper voluntary switches {vol}"
+    );
     let _ = std::fs::remove_file(out);
 }
 
@@ -65,7 +78,14 @@ fn pinned_burners_share_one_cpu() {
     let out = temp_path("pinned.json");
     let pid = workload.pid().to_string();
     let mut profiler = Profiler::start(&[
-        "attach", "--pid", &pid, "--interval", "200ms", "--format", "json", "--output",
+        "attach",
+        "--pid",
+        &pid,
+        "--interval",
+        "200ms",
+        "--format",
+        "json",
+        "--output",
         out.to_str().unwrap(),
     ]);
     profiler.wait_attached();
@@ -85,14 +105,28 @@ fn pinned_burners_share_one_cpu() {
         window = window.max(t["wall_s"].as_f64().unwrap());
         let waits = r["sched"]["runq_latency"]["count"].as_u64().unwrap_or(0);
         let runq = r["sched"]["runq_wait_s"].as_f64().unwrap();
-        println!("{}: on-cpu {:.3} s, {waits} run-queue waits, {runq:.3} s waiting", t["name"],
-            r["sched"]["oncpu_s"]);
-        assert!(waits > 0 && runq > 0.0, "no run-queue latency for {}", t["name"]);
+        println!(
+            "{}: on-cpu {:.3} s, {waits} run-queue waits, {runq:.3} s waiting",
+            t["name"], r["sched"]["oncpu_s"]
+        );
+        assert!(
+            waits > 0 && runq > 0.0,
+            "no run-queue latency for {}",
+            t["name"]
+        );
     }
     println!("sum on-cpu {oncpu_sum:.3} s, /proc {proc_sum:.3} s, cpu window {window:.3} s");
-    assert!(rel_diff(oncpu_sum, proc_sum) <= 0.05, "on-CPU sum {oncpu_sum} vs /proc {proc_sum}");
-    assert!(rel_diff(oncpu_sum, window) <= 0.05, "on-CPU sum {oncpu_sum} vs CPU time {window}");
-    let p99 = report["processes"][0]["sched"]["runq_latency"]["p99_us"].as_f64().unwrap();
+    assert!(
+        rel_diff(oncpu_sum, proc_sum) <= 0.05,
+        "on-CPU sum {oncpu_sum} vs /proc {proc_sum}"
+    );
+    assert!(
+        rel_diff(oncpu_sum, window) <= 0.05,
+        "on-CPU sum {oncpu_sum} vs CPU time {window}"
+    );
+    let p99 = report["processes"][0]["sched"]["runq_latency"]["p99_us"]
+        .as_f64()
+        .unwrap();
     assert!(p99 > 0.0);
     let _ = std::fs::remove_file(out);
 }
@@ -106,8 +140,19 @@ fn run_follows_child_processes() {
     let out = temp_path("run-child.json");
     let workload = workload_bin();
     let mut profiler = Profiler::start(&[
-        "run", "--interval", "200ms", "--format", "json", "--output", out.to_str().unwrap(), "--",
-        workload.to_str().unwrap(), "child-burn", "--no-wait", "--seconds", "1",
+        "run",
+        "--interval",
+        "200ms",
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+        "--",
+        workload.to_str().unwrap(),
+        "child-burn",
+        "--no-wait",
+        "--seconds",
+        "1",
     ]);
     profiler.wait_attached();
     let (status, _, stderr) = profiler.wait();
@@ -115,12 +160,21 @@ fn run_follows_child_processes() {
     let report = read_report(&out);
     assert_eq!(report["end_reason"], "target-exited");
     let procs = report["processes"].as_array().unwrap();
-    let target = procs.iter().find(|p| p["role"] == "target").expect("target");
-    let child = procs.iter().find(|p| p["role"] == "child").expect("child process followed");
+    let target = procs
+        .iter()
+        .find(|p| p["role"] == "target")
+        .expect("target");
+    let child = procs
+        .iter()
+        .find(|p| p["role"] == "child")
+        .expect("child process followed");
     assert_eq!(child["ppid"], target["pid"]);
     let child_oncpu = child["sched"]["oncpu_s"].as_f64().unwrap();
     println!("child on-cpu {child_oncpu:.3} s");
-    assert!(child_oncpu >= 0.9, "child burned 1 s but on-CPU is {child_oncpu} s");
+    assert!(
+        child_oncpu >= 0.9,
+        "child burned 1 s but on-CPU is {child_oncpu} s"
+    );
     // The target's main thread was seen from exec on: it ran (exec, spawn) and then blocked.
     assert!(target["sched"]["oncpu_s"].as_f64().unwrap() > 0.0);
     assert!(target["sched"]["offcpu_s"].as_f64().unwrap() >= 0.9);

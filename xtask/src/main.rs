@@ -1,1 +1,43 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's automation. Every command installs what it needs first.
+
+mod bench;
+mod demo;
+mod setup;
+mod shell;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  setup   install what building and testing need (apt packages, nightly rust-src, bpf-linker
+          built against the nightly's LLVM, bpftool); quick when everything is present
+  demo    build, start the built-in demo workload, attach the profiler for 10 s, print the report
+  test    fmt check, clippy -D warnings, unit tests, privileged end-to-end tests (as root)
+  bench   overhead benchmarks (ns added per context switch; agent CPU and RSS)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(),
+        Some("demo") => demo::run(),
+        Some("test") => test::run(),
+        Some("bench") => bench::run(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("xtask: unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -29,7 +29,10 @@ fn main() {
     let seconds = num("--seconds", 2.0);
     if !args.iter().any(|a| a == "--no-wait") {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).expect("read go");
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .expect("read go");
     }
     let threads: Vec<String> = match mode.as_str() {
         "burn-sleep" => join_all(vec![
@@ -92,7 +95,10 @@ fn named(name: &str, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<St
 }
 
 fn join_all(handles: Vec<thread::JoinHandle<String>>) -> Vec<String> {
-    handles.into_iter().map(|h| h.join().expect("join")).collect()
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("join"))
+        .collect()
 }
 
 /// This thread's own accounting, read just before it exits.
@@ -125,7 +131,9 @@ fn burn_for(seconds: f64) {
     let mut x = 1u64;
     while Instant::now() < end {
         for _ in 0..10_000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
         }
         std::hint::black_box(x);
     }

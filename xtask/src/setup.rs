@@ -1,0 +1,135 @@
+//! Installs what building and testing need, idempotently: a second run only checks.
+
+use std::{process::Command, time::Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::shell::{self, is_root};
+
+/// Debian packages the build and tests need besides LLVM (`{llvm}` is the LLVM major).
+const PACKAGES: &[&str] = &[
+    "llvm-{llvm}-dev",
+    "libpolly-{llvm}-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "bpftool",
+    "util-linux",
+];
+
+pub fn run() -> Result<()> {
+    let start = Instant::now();
+    let llvm = nightly_llvm_major()?;
+    ensure_rust_src()?;
+    ensure_packages(llvm)?;
+    ensure_bpf_linker(llvm)?;
+    println!(
+        "xtask setup: ready (nightly LLVM {llvm}, bpf-linker, bpftool) in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// LLVM major of the nightly toolchain that builds the eBPF crate; bpf-linker must match it.
+fn nightly_llvm_major() -> Result<u32> {
+    let out = shell::output(Command::new("rustc").args(["+nightly", "-vV"])).context(
+        "the nightly toolchain is needed for the eBPF crate: rustup toolchain install nightly",
+    )?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .and_then(|v| v.split('.').next()?.trim().parse().ok())
+        .context("cannot read the LLVM version from `rustc +nightly -vV`")
+}
+
+fn ensure_rust_src() -> Result<()> {
+    let installed = shell::output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    println!("xtask setup: adding rust-src to the nightly toolchain");
+    shell::run(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))
+}
+
+fn package_installed(name: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", name])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn ensure_packages(llvm: u32) -> Result<()> {
+    let wanted: Vec<String> = PACKAGES
+        .iter()
+        .map(|p| p.replace("{llvm}", &llvm.to_string()))
+        .collect();
+    let missing: Vec<&String> = wanted.iter().filter(|p| !package_installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing packages {missing:?}; install them with: sudo apt-get install -y {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    println!("xtask setup: installing {missing:?}");
+    shell::run(Command::new("apt-get").args(["update", "-qq"]))?;
+    shell::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// The LLVM major bpf-linker was built against, from the libLLVM it links.
+fn bpf_linker_llvm() -> Option<u32> {
+    let path = shell::output(Command::new("sh").args(["-c", "command -v bpf-linker"])).ok()?;
+    let ldd = shell::output(Command::new("ldd").arg(path.trim())).ok()?;
+    ldd.lines()
+        .find_map(|l| l.trim().strip_prefix("libLLVM.so."))
+        .or_else(|| ldd.lines().find_map(|l| l.trim().strip_prefix("libLLVM-")))
+        .and_then(|v| v.split(['.', ' ']).next()?.parse().ok())
+}
+
+fn ensure_bpf_linker(llvm: u32) -> Result<()> {
+    match bpf_linker_llvm() {
+        Some(found) if found == llvm => return Ok(()),
+        Some(found) => println!(
+            "xtask setup: bpf-linker is built against LLVM {found}, nightly uses {llvm}: rebuilding"
+        ),
+        None => println!("xtask setup: installing bpf-linker for LLVM {llvm} (about 2 minutes)"),
+    }
+    shell::run(
+        Command::new("cargo")
+            .args([
+                "install",
+                "--locked",
+                "--force",
+                "bpf-linker",
+                "--no-default-features",
+            ])
+            .args(["--features", &format!("llvm-{llvm}")])
+            .env("LLVM_PREFIX", format!("/usr/lib/llvm-{llvm}")),
+    )?;
+    match bpf_linker_llvm() {
+        Some(found) if found == llvm => Ok(()),
+        other => bail!("bpf-linker installed but links LLVM {other:?}, expected {llvm}"),
+    }
+}

@@ -1,0 +1,110 @@
+//! `cargo xtask test`: everything CI checks, in order, with one closing summary line.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{
+    setup,
+    shell::{self, cargo, root},
+};
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+pub fn run() -> Result<()> {
+    setup::run()?;
+    step("format", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step(
+        "clippy",
+        cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    step("build", cargo().args(["build", "--bins"]))?;
+
+    let mut tally = Tally::default();
+    println!("\n== unit tests");
+    let unit_ok = cargo_test(
+        cargo().args([
+            "test",
+            "-p",
+            "profiler",
+            "-p",
+            "profiler-common",
+            "-p",
+            "xtask",
+        ]),
+        &mut tally,
+    )?;
+
+    println!("\n== end-to-end tests (real eBPF; need root)");
+    let skip_log = root().join("target/e2e-skips.txt");
+    let _ = std::fs::remove_file(&skip_log);
+    let e2e_ok = cargo_test(
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "profiler-tests",
+                "--",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env("PROFILER_BIN", root().join("target/debug/profiler"))
+            .env("PROFILER_SKIP_LOG", &skip_log),
+        &mut tally,
+    )?;
+    let skipped = std::fs::read_to_string(&skip_log)
+        .map(|s| s.lines().count() as u64)
+        .unwrap_or(0);
+    if skipped > 0 {
+        println!("\nskipped end-to-end tests (counted as skipped, not passed):");
+        print!("{}", std::fs::read_to_string(&skip_log).unwrap_or_default());
+    }
+    // A skipped test returns early and so shows as passed in cargo's count: move it.
+    let passed = tally.passed.saturating_sub(skipped);
+    println!(
+        "\nxtask test: {passed} passed, {} failed, {} skipped",
+        tally.failed,
+        skipped + tally.ignored
+    );
+    if !unit_ok || !e2e_ok || tally.failed > 0 {
+        bail!("tests failed");
+    }
+    Ok(())
+}
+
+fn step(name: &str, cmd: &mut Command) -> Result<()> {
+    println!("\n== {name}");
+    shell::run(cmd).with_context(|| format!("{name} step failed"))
+}
+
+/// Runs a `cargo test` command, echoing its output and adding up its result lines.
+fn cargo_test(cmd: &mut Command, tally: &mut Tally) -> Result<bool> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |what: &str| {
+                rest.split([';', '.'])
+                    .find_map(|part| part.trim().strip_suffix(what)?.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            tally.passed += count(" passed");
+            tally.failed += count(" failed");
+            tally.ignored += count(" ignored");
+        }
+    }
+    Ok(child.wait()?.success())
+}
