@@ -137,7 +137,14 @@ fn unprivileged_user_is_refused() {
         return;
     }
     let me = std::process::id().to_string();
-    let bin = profiler_bin();
+    // A copy the unprivileged user can reach (the checkout may be under /root).
+    let dir = temp_path("unprivileged");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("profiler");
+    std::fs::copy(profiler_bin(), &bin).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     expect_usage_error(
         Command::new("setpriv")
             .args([
@@ -151,4 +158,5 @@ fn unprivileged_user_is_refused() {
         "not root",
         "root",
     );
+    let _ = std::fs::remove_dir_all(dir);
 }
