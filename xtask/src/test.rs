@@ -26,6 +26,10 @@ pub fn run() -> Result<()> {
         "clippy",
         cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]),
     )?;
+    step(
+        "clippy (eBPF crate, nightly, bpf target)",
+        &mut ebpf_clippy(),
+    )?;
     step("build", cargo().args(["build", "--bins"]))?;
 
     let mut tally = Tally::default();
@@ -78,6 +82,32 @@ pub fn run() -> Result<()> {
         bail!("tests failed");
     }
     Ok(())
+}
+
+/// Clippy over the eBPF crate, built the way aya-build builds it (nightly, bpfel, build-std).
+fn ebpf_clippy() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(root())
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "clippy",
+            "-p",
+            "profiler-ebpf",
+            "--bins",
+        ])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .args(["--target-dir", "target/ebpf-clippy", "--", "-D", "warnings"])
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            format!("--cfg=bpf_target_arch=\"{}\"", std::env::consts::ARCH),
+        )
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO");
+    cmd
 }
 
 fn step(name: &str, cmd: &mut Command) -> Result<()> {
