@@ -196,6 +196,35 @@ impl Profiler {
     }
 }
 
+/// Attaches the profiler to a `sched-workload` started with `args`, lets the workload run once
+/// the profiler is attached, and returns the workload's ground truth and the JSON report (the
+/// session ends when the workload exits).
+pub fn profile_workload(args: &[&str]) -> (Value, Value) {
+    let mut workload = Workload::start(args);
+    let out = temp_path(&format!("{}.json", args.join("-")));
+    let pid = workload.pid().to_string();
+    let mut profiler = Profiler::start(&[
+        "attach",
+        "--pid",
+        &pid,
+        "--interval",
+        "200ms",
+        "--format",
+        "json",
+        "--output",
+        out.to_str().expect("utf-8 temp path"),
+    ]);
+    profiler.wait_attached();
+    workload.go();
+    let truth = workload.finish();
+    let (status, _, stderr) = profiler.wait();
+    assert!(status.success(), "profiler failed: {stderr:?}");
+    let report = read_report(&out);
+    let _ = std::fs::remove_file(out);
+    assert_eq!(report["end_reason"], "target-exited");
+    (truth, report)
+}
+
 /// Ids and names of the eBPF programs loaded in the kernel, from `bpftool prog show --json`.
 pub fn loaded_programs() -> Vec<(u64, String)> {
     let out = Command::new("bpftool")

@@ -9,27 +9,7 @@ fn burner_oncpu_and_sleeper_offcpu_match_proc() {
     if !privileged("burner_oncpu_and_sleeper_offcpu_match_proc") {
         return;
     }
-    let mut workload = Workload::start(&["burn-sleep", "--seconds", "2"]);
-    let out = temp_path("burn-sleep.json");
-    let pid = workload.pid().to_string();
-    let mut profiler = Profiler::start(&[
-        "attach",
-        "--pid",
-        &pid,
-        "--interval",
-        "200ms",
-        "--format",
-        "json",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    profiler.wait_attached();
-    workload.go();
-    let truth = workload.finish();
-    let (status, _, stderr) = profiler.wait();
-    assert!(status.success(), "profiler failed: {stderr:?}");
-    let report = read_report(&out);
-    assert_eq!(report["end_reason"], "target-exited");
+    let (truth, report) = profile_workload(&["burn-sleep", "--seconds", "2"]);
 
     let threads = truth["threads"].as_array().unwrap();
     let burner = threads.iter().find(|t| t["name"] == "burner").unwrap();
@@ -59,7 +39,6 @@ fn burner_oncpu_and_sleeper_offcpu_match_proc() {
         (150..=260).contains(&vol),
         "sleeper voluntary switches {vol}"
     );
-    let _ = std::fs::remove_file(out);
 }
 
 /// (b) Two burners pinned to one CPU: they wait for each other in the run queue, and their
@@ -74,26 +53,8 @@ fn pinned_burners_share_one_cpu() {
     if cpu > 0 {
         pin_self_to(0);
     }
-    let mut workload = Workload::start(&["pinned", "--cpu", &cpu.to_string(), "--seconds", "2"]);
-    let out = temp_path("pinned.json");
-    let pid = workload.pid().to_string();
-    let mut profiler = Profiler::start(&[
-        "attach",
-        "--pid",
-        &pid,
-        "--interval",
-        "200ms",
-        "--format",
-        "json",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    profiler.wait_attached();
-    workload.go();
-    let truth = workload.finish();
-    let (status, _, stderr) = profiler.wait();
-    assert!(status.success(), "profiler failed: {stderr:?}");
-    let report = read_report(&out);
+    let (truth, report) =
+        profile_workload(&["pinned", "--cpu", &cpu.to_string(), "--seconds", "2"]);
 
     let mut oncpu_sum = 0.0;
     let mut proc_sum = 0.0;
@@ -128,7 +89,6 @@ fn pinned_burners_share_one_cpu() {
         .as_f64()
         .unwrap();
     assert!(p99 > 0.0);
-    let _ = std::fs::remove_file(out);
 }
 
 /// `run` profiles from the first instruction and follows a child process started later.
