@@ -205,10 +205,7 @@ fn targets_exited(tracker: &Tracker, child: &mut Option<Child>) -> bool {
         .procs
         .values()
         .filter(|p| p.root)
-        .all(|p| match procstat::sample(p.pid) {
-            Some(s) => s.is_gone() || s.starttime != p.starttime,
-            None => true,
-        })
+        .all(|p| !procstat::sample(p.pid).is_some_and(|s| p.is_live_as(&s)))
 }
 
 /// Reads the kernel maps and /proc into the tracker.

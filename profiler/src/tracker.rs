@@ -39,6 +39,14 @@ pub struct ProcessRecord {
     pub cpu_percent: f64,
 }
 
+impl ProcessRecord {
+    /// Whether `sample` shows this same process still running: not a zombie, and not a new
+    /// process that reused the pid (different start time).
+    pub fn is_live_as(&self, sample: &ProcSample) -> bool {
+        !sample.is_gone() && (self.starttime == 0 || sample.starttime == self.starttime)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Tracker {
     pub threads: BTreeMap<u32, ThreadRecord>,
@@ -70,7 +78,7 @@ impl Tracker {
             return false;
         }
         match sample {
-            Some(s) if !s.is_gone() && (p.starttime == 0 || s.starttime == p.starttime) => {
+            Some(s) if p.is_live_as(&s) => {
                 p.comm.clone_from(&s.comm);
                 p.cpu_percent = match &mut p.history {
                     Some(h) => h.push(s, at_s),
@@ -140,11 +148,6 @@ impl Tracker {
 
     pub fn threads_of(&self, pid: u32) -> impl Iterator<Item = &ThreadRecord> {
         self.threads.values().filter(move |th| th.tgid == pid)
-    }
-
-    /// Whether every process the user named has exited.
-    pub fn roots_exited(&self) -> bool {
-        self.procs.values().filter(|p| p.root).all(|p| p.exited)
     }
 }
 
@@ -217,9 +220,9 @@ mod tests {
         let mut t = Tracker::default();
         t.add_process(5, true, Some(sample(100, 'S')), 0.0);
         assert!(t.update_process(5, Some(sample(100, 'R')), 1.0));
-        assert!(!t.roots_exited());
+        assert!(!t.procs[&5].exited);
         assert!(!t.update_process(5, Some(sample(999, 'R')), 2.0));
-        assert!(t.roots_exited());
+        assert!(t.procs[&5].exited);
 
         let mut t = Tracker::default();
         t.add_process(5, true, Some(sample(100, 'S')), 0.0);

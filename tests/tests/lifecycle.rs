@@ -48,9 +48,6 @@ fn end_session(ending: Ending, expected_reason: &str) {
         Ending::Duration => {}
         Ending::TargetExit => workload.go(),
     }
-    if !matches!(ending, Ending::TargetExit) {
-        // Let the idle workload run out on its own later; it is killed on drop.
-    }
     let (status, stdout, stderr) = profiler.wait();
     assert!(status.success(), "profiler exit {status:?}: {stderr:?}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report on stdout");
