@@ -7,6 +7,7 @@
 pub mod check;
 pub mod cli;
 pub mod error;
+pub mod http;
 pub mod live;
 pub mod preflight;
 pub mod probes;

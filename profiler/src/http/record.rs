@@ -1,0 +1,118 @@
+//! The analyzer's output: one record per request/response exchange on a connection.
+
+use serde::Serialize;
+
+/// Which side of the exchange the watched process was on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The process read the request and wrote the response (it serves).
+    Server,
+    /// The process wrote the request and read the response (an outbound call).
+    Client,
+}
+
+/// How an exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The whole response was transferred (by its framing, or by close for close-delimited
+    /// bodies).
+    Complete,
+    /// The connection closed (either side) after the request but before any response head.
+    ClosedBeforeResponse,
+    /// The connection closed while the response body was still incomplete by its framing.
+    ClosedMidResponse,
+    /// A syscall on the connection failed with ECONNRESET or EPIPE before the response completed.
+    Reset,
+}
+
+impl Outcome {
+    pub fn is_error(self) -> bool {
+        self != Outcome::Complete
+    }
+}
+
+/// Streaming (`text/event-stream`) details of one response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StreamStats {
+    /// SSE events carrying `data:` (a final `data: [DONE]` is not counted).
+    pub events: u64,
+    /// When the write completing the first data event returned.
+    pub first_event_ns: Option<u64>,
+    /// When the write completing the last data event returned.
+    pub last_event_ns: Option<u64>,
+    /// Gaps between consecutive data events (at most `Limits::max_gaps_per_stream` kept; the
+    /// count of data events is exact regardless).
+    pub inter_event_ns: Vec<u64>,
+    /// From a `usage` object in any event, when present (the last one seen wins).
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+}
+
+/// One request and its response, timed at the watched process's syscalls (CLOCK_MONOTONIC ns,
+/// taken when each syscall returned).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestRecord {
+    pub role: Role,
+    /// Request method as sent (`GET`, `POST`, …; at most 16 bytes, else `OTHER`).
+    pub method: String,
+    /// Final (non-1xx) response status; `None` when no response head was seen.
+    pub status: Option<u16>,
+    /// Request head + body bytes.
+    pub request_bytes: u64,
+    /// Response bytes (all heads, including 1xx, + body) transferred before the exchange ended.
+    pub response_bytes: u64,
+    /// First request byte: read (server) or written (client).
+    pub start_ns: u64,
+    /// Request fully transferred (head and body by its framing).
+    pub request_done_ns: u64,
+    /// Final response head fully transferred.
+    pub headers_ns: Option<u64>,
+    /// Last response byte transferred, or when the failure was seen.
+    pub end_ns: u64,
+    pub outcome: Outcome,
+    /// Present when the response is `Content-Type: text/event-stream`.
+    pub stream: Option<StreamStats>,
+    /// Token counts from a `usage` object in a non-streaming JSON response body, if captured.
+    pub usage_prompt_tokens: Option<u64>,
+    pub usage_completion_tokens: Option<u64>,
+    /// Framing was lost (e.g. a head or chunk header beyond the captured bytes); the end was
+    /// inferred from the next request or the close.
+    pub framing_lost: bool,
+}
+
+impl RequestRecord {
+    /// First request byte in → last response byte out.
+    pub fn latency_ns(&self) -> u64 {
+        self.end_ns.saturating_sub(self.start_ns)
+    }
+
+    /// Request fully read → final response head written.
+    pub fn time_to_headers_ns(&self) -> Option<u64> {
+        self.headers_ns
+            .map(|h| h.saturating_sub(self.request_done_ns))
+    }
+
+    /// Request fully read → first SSE data event written.
+    pub fn ttft_ns(&self) -> Option<u64> {
+        let first = self.stream.as_ref()?.first_event_ns?;
+        Some(first.saturating_sub(self.request_done_ns))
+    }
+
+    /// Prompt tokens (stream usage first, then body usage).
+    pub fn prompt_tokens(&self) -> Option<u64> {
+        self.stream
+            .as_ref()
+            .and_then(|s| s.prompt_tokens)
+            .or(self.usage_prompt_tokens)
+    }
+
+    /// Output tokens: `usage.completion_tokens` when present, else the data-event count.
+    pub fn output_tokens(&self) -> Option<u64> {
+        match &self.stream {
+            Some(s) => s.completion_tokens.or(Some(s.events)),
+            None => self.usage_completion_tokens,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! SSE event splitting and usage extraction. (stub)
