@@ -5,6 +5,7 @@
 
 mod capability;
 mod maps;
+mod net;
 mod process;
 mod sched;
 

@@ -111,7 +111,8 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
     ));
 
     let mut probes = if caps_ok && tracefs_is_ok {
-        tracefs::tracepoint_offsets(&tracefs_dir).and_then(|o| Probes::load(&o))
+        tracefs::tracepoint_offsets(&tracefs_dir)
+            .and_then(|o| Probes::load(&o, &tracefs::net_config(&tracefs_dir, 0)))
     } else {
         Err(anyhow!("skipped: needs root and tracefs"))
     };

@@ -10,14 +10,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Zero-instrumentation eBPF profiler for ML inference services",
     long_about = "Zero-instrumentation eBPF profiler for ML inference services.\n\n\
-        Attaches eBPF programs (scheduler tracepoints today; sockets and CUDA uprobes next) to a \
-        running service without changing or restarting it, shows a live summary while attached \
-        and prints a report when it detaches.\n\n\
+        Attaches eBPF programs (scheduler and socket-syscall tracepoints; CUDA uprobes next) to \
+        a running service without changing or restarting it, shows a live summary while \
+        attached and prints a report when it detaches.\n\n\
+        From the service's own socket reads and writes it infers HTTP/1.1 requests (latency, \
+        status, errors, bytes) and, for streamed `text/event-stream` responses, time to first \
+        token, inter-token latency and token counts.\n\n\
         Needs root (or CAP_BPF + CAP_PERFMON), kernel BTF and tracefs; `profiler check` tells \
         what this machine supports.",
     after_help = "Examples:\n  \
         sudo profiler attach --pid 4242                   # until Ctrl-C\n  \
         sudo profiler attach --pid 4242 --duration 30s --format json --output report.json\n  \
+        sudo profiler attach --pid 4242 --sla-p99 250ms --sla-ttft 500ms --events req.jsonl\n  \
         sudo profiler run -- python serve.py --port 8000  # profile from the first instruction\n  \
         sudo profiler check                               # what works on this machine"
 )]
@@ -77,6 +81,32 @@ pub struct OutputArgs {
     /// Do not print the live summary.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// Requests inferred from the target's socket syscalls (HTTP/1.1, SSE streaming).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP requests (from socket syscalls)")]
+pub struct HttpArgs {
+    /// Do not trace socket syscalls (no request metrics; the lowest overhead).
+    #[arg(long)]
+    pub no_http: bool,
+    /// Leading bytes of each socket read/write copied for HTTP parsing (0-4096). Heads and SSE
+    /// events longer than this are still counted, with less detail.
+    #[arg(long, value_name = "BYTES", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pub capture_bytes: u32,
+    /// Write one JSON line per finished request to FILE: timestamps, method, status, latency,
+    /// time to first token, tokens and bytes. Never payloads, prompts or paths.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Flag the session when request latency p99 exceeds this (e.g. 250ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub sla_p99: Option<Duration>,
+    /// Flag the session when time-to-first-token p99 of streamed responses exceeds this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub sla_ttft: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

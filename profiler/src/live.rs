@@ -8,6 +8,7 @@ use std::{
 
 use crate::{
     report::{fmt_bytes, fmt_us},
+    requests::IntervalRequests,
     sched::{SchedTotals, summarize_runq},
     tracker::Tracker,
 };
@@ -17,6 +18,7 @@ pub struct LiveView {
     enabled: bool,
     drawn_lines: usize,
     previous: BTreeMap<u32, SchedTotals>,
+    last_shown_s: f64,
 }
 
 /// One interval's figures for one process.
@@ -38,7 +40,15 @@ impl LiveView {
             enabled,
             drawn_lines: 0,
             previous: BTreeMap::new(),
+            last_shown_s: 0.0,
         }
+    }
+
+    /// Seconds since the previous view (the rate denominator).
+    fn interval_s(&mut self, elapsed_s: f64) -> f64 {
+        let d = elapsed_s - self.last_shown_s;
+        self.last_shown_s = elapsed_s;
+        d
     }
 
     /// Computes this interval's rows and remembers the totals for the next one.
@@ -64,14 +74,21 @@ impl LiveView {
             .collect()
     }
 
-    pub fn show(&mut self, tracker: &Tracker, elapsed_s: f64) {
+    pub fn show(&mut self, tracker: &Tracker, requests: Option<&IntervalRequests>, elapsed_s: f64) {
         let rows = self.rows(tracker);
         if !self.enabled {
             return;
         }
+        let interval_s = self.interval_s(elapsed_s);
         let mut err = std::io::stderr().lock();
         if self.tty {
-            let lines = render_table(&rows, elapsed_s);
+            let mut lines = render_table(&rows, elapsed_s);
+            if let Some(r) = requests {
+                lines.push(format!(
+                    "                  {}",
+                    render_requests(r, interval_s)
+                ));
+            }
             if self.drawn_lines > 0 {
                 // Move up over the previous drawing and clear to the end of the screen.
                 let _ = write!(err, "\x1b[{}A\x1b[J", self.drawn_lines);
@@ -81,7 +98,12 @@ impl LiveView {
             }
             self.drawn_lines = lines.len();
         } else {
-            let _ = writeln!(err, "{}", render_line(&rows, elapsed_s));
+            let mut line = render_line(&rows, elapsed_s);
+            if let Some(r) = requests {
+                line.push(' ');
+                line.push_str(&render_requests(r, interval_s));
+            }
+            let _ = writeln!(err, "{line}");
         }
     }
 }
@@ -112,6 +134,34 @@ pub fn render_table(rows: &[IntervalRow], elapsed_s: f64) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// This interval's requests: rate, errors, latency, in flight, and TTFT/tokens when streaming.
+pub fn render_requests(r: &IntervalRequests, interval_s: f64) -> String {
+    let per_s = |n: u64| {
+        if interval_s > 0.0 {
+            n as f64 / interval_s
+        } else {
+            0.0
+        }
+    };
+    let opt = |v: Option<f64>| v.map_or("-".into(), fmt_us);
+    let mut s = format!(
+        "req/s={:.1} err={} p50={} p99={} inflight={}",
+        per_s(r.requests),
+        r.errors,
+        opt(r.p50_us),
+        opt(r.p99_us),
+        r.in_flight
+    );
+    if r.ttft_p50_us.is_some() || r.tokens > 0 {
+        s.push_str(&format!(
+            " ttft_p50={} tok/s={:.1}",
+            opt(r.ttft_p50_us),
+            per_s(r.tokens)
+        ));
+    }
+    s
 }
 
 /// The log view: everything for one interval on one line, processes summed.

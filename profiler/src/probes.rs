@@ -4,10 +4,10 @@
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray},
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{ProgramError, TracePoint},
 };
-use profiler_common::{ThreadStats, TracepointOffsets, counter};
+use profiler_common::{NetConfig, ThreadStats, TracepointOffsets, counter};
 use serde::Serialize;
 
 /// The compiled eBPF object, built by `build.rs` through aya-build.
@@ -80,6 +80,149 @@ pub const SCHED_PROBES: &[ProbeSpec] = &[
     },
 ];
 
+const SOCK_IO_MISSING: &str = "no HTTP request metrics";
+
+/// Socket syscalls for HTTP analysis. One program may serve several tracepoints (same argument
+/// layout); `sock_exit` finishes every syscall its entry programs started.
+pub const SOCK_PROBES: &[ProbeSpec] = &[
+    sock("sock_enter_read", "sys_enter_read", SOCK_IO_MISSING),
+    sock(
+        "sock_enter_read",
+        "sys_enter_recvfrom",
+        "recv()/recvfrom() traffic not seen",
+    ),
+    sock(
+        "sock_enter_readv",
+        "sys_enter_readv",
+        "readv() traffic not seen",
+    ),
+    sock(
+        "sock_enter_recvmsg",
+        "sys_enter_recvmsg",
+        "recvmsg() traffic not seen",
+    ),
+    sock("sock_enter_write", "sys_enter_write", SOCK_IO_MISSING),
+    sock(
+        "sock_enter_write",
+        "sys_enter_sendto",
+        "send()/sendto() traffic not seen",
+    ),
+    sock(
+        "sock_enter_writev",
+        "sys_enter_writev",
+        "writev() traffic not seen",
+    ),
+    sock(
+        "sock_enter_sendmsg",
+        "sys_enter_sendmsg",
+        "sendmsg() traffic not seen",
+    ),
+    sock(
+        "sock_enter_sendfile",
+        "sys_enter_sendfile64",
+        "sendfile() bodies not seen",
+    ),
+    sock(
+        "sock_enter_accept",
+        "sys_enter_accept",
+        "connection starts inferred from traffic",
+    ),
+    sock(
+        "sock_enter_accept",
+        "sys_enter_accept4",
+        "connection starts inferred from traffic",
+    ),
+    sock(
+        "sock_enter_connect",
+        "sys_enter_connect",
+        "outbound connection starts not seen",
+    ),
+    sock(
+        "sock_enter_close",
+        "sys_enter_close",
+        "closes not seen: errors on close not counted",
+    ),
+    sock("sock_exit", "sys_exit_read", SOCK_IO_MISSING),
+    sock(
+        "sock_exit",
+        "sys_exit_recvfrom",
+        "recv()/recvfrom() traffic not seen",
+    ),
+    sock("sock_exit", "sys_exit_readv", "readv() traffic not seen"),
+    sock(
+        "sock_exit",
+        "sys_exit_recvmsg",
+        "recvmsg() traffic not seen",
+    ),
+    sock("sock_exit", "sys_exit_write", SOCK_IO_MISSING),
+    sock(
+        "sock_exit",
+        "sys_exit_sendto",
+        "send()/sendto() traffic not seen",
+    ),
+    sock("sock_exit", "sys_exit_writev", "writev() traffic not seen"),
+    sock(
+        "sock_exit",
+        "sys_exit_sendmsg",
+        "sendmsg() traffic not seen",
+    ),
+    sock(
+        "sock_exit",
+        "sys_exit_sendfile64",
+        "sendfile() bodies not seen",
+    ),
+    sock(
+        "sock_exit",
+        "sys_exit_accept",
+        "connection starts inferred from traffic",
+    ),
+    sock(
+        "sock_exit",
+        "sys_exit_accept4",
+        "connection starts inferred from traffic",
+    ),
+    sock(
+        "sock_exit",
+        "sys_exit_connect",
+        "outbound connection starts not seen",
+    ),
+];
+
+/// Socket classification inside the syscall (kernels that have these tracepoints).
+pub const SOCK_LENGTH_PROBES: &[ProbeSpec] = &[
+    ProbeSpec {
+        program: "sock_length",
+        category: "sock",
+        tracepoint: "sock_recv_length",
+        feature: "http",
+        required: false,
+        if_missing: "sockets known only from accept/connect and the fd table at attach",
+    },
+    ProbeSpec {
+        program: "sock_length",
+        category: "sock",
+        tracepoint: "sock_send_length",
+        feature: "http",
+        required: false,
+        if_missing: "sockets known only from accept/connect and the fd table at attach",
+    },
+];
+
+const fn sock(
+    program: &'static str,
+    tracepoint: &'static str,
+    if_missing: &'static str,
+) -> ProbeSpec {
+    ProbeSpec {
+        program,
+        category: "syscalls",
+        tracepoint,
+        feature: "http",
+        required: false,
+        if_missing,
+    }
+}
+
 /// What happened to one probe at attach time (shown by the report).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ProbeStatus {
@@ -97,15 +240,23 @@ pub struct Probes {
     watched: HashMap<MapData, u32, u8>,
     threads: HashMap<MapData, u32, ThreadStats>,
     counters: PerCpuArray<MapData, u64>,
+    socket_fds: HashMap<MapData, u64, u8>,
+    sock_events: Option<RingBuf<MapData>>,
     pub status: Vec<ProbeStatus>,
 }
+
+/// Size of the socket-event ring buffer: at ~600 bytes per event, about 14k events between two
+/// drains (every 10 ms), i.e. headroom for ~1M socket syscalls/s.
+pub const SOCK_RING_BYTES: u32 = 8 << 20;
 
 impl Probes {
     /// Loads the object with this kernel's tracepoint offsets. Nothing is attached yet, so the
     /// caller can seed the maps first.
-    pub fn load(offsets: &TracepointOffsets) -> Result<Self> {
+    pub fn load(offsets: &TracepointOffsets, net: &NetConfig) -> Result<Self> {
         let mut ebpf = EbpfLoader::new()
             .override_global("TP_OFFSETS", offsets, true)
+            .override_global("NET_CONFIG", net, true)
+            .map_max_entries("SOCK_EVENTS", SOCK_RING_BYTES)
             .load(PROBES_OBJECT)
             .context("loading the eBPF object")?;
         let mut take = |name: &str| {
@@ -115,11 +266,15 @@ impl Probes {
         let watched = HashMap::try_from(take("WATCHED")?)?;
         let threads = HashMap::try_from(take("THREAD_STATS")?)?;
         let counters = PerCpuArray::try_from(take("COUNTERS")?)?;
+        let socket_fds = HashMap::try_from(take("SOCKET_FDS")?)?;
+        let sock_events = Some(RingBuf::try_from(take("SOCK_EVENTS")?)?);
         Ok(Self {
             ebpf,
             watched,
             threads,
             counters,
+            socket_fds,
+            sock_events,
             status: Vec::new(),
         })
     }
@@ -144,6 +299,35 @@ impl Probes {
             });
         }
         Ok(())
+    }
+
+    /// Marks `fd` of `tgid` as a socket (the fd-table mode seeds existing connections this way).
+    pub fn mark_socket(&mut self, tgid: u32, fd: i32) -> Result<()> {
+        let key = (u64::from(tgid) << 32) | u64::from(fd as u32);
+        self.socket_fds
+            .insert(key, 1, 0)
+            .with_context(|| format!("marking fd {fd} of pid {tgid} as a socket"))
+    }
+
+    /// Hands every queued socket event to `f`; returns how many there were.
+    pub fn drain_sock_events(&mut self, mut f: impl FnMut(&[u8])) -> u64 {
+        let Some(ring) = self.sock_events.as_mut() else {
+            return 0;
+        };
+        let mut n = 0;
+        while let Some(item) = ring.next() {
+            f(&item);
+            n += 1;
+        }
+        n
+    }
+
+    pub fn sock_events_lost(&self) -> u64 {
+        self.counter(counter::SOCK_EVENTS_LOST)
+    }
+
+    pub fn active_calls_evicted(&self) -> u64 {
+        self.counter(counter::ACTIVE_CALLS_EVICTED)
     }
 
     pub fn watch(&mut self, tgid: u32) -> Result<()> {
@@ -209,7 +393,11 @@ fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<()> {
         .program_mut(spec.program)
         .ok_or_else(|| anyhow!("eBPF object has no program {}", spec.program))?
         .try_into()?;
-    program.load().map_err(describe_program_error)?;
+    // One program may serve several tracepoints: load it the first time only.
+    match program.load() {
+        Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
+        Err(e) => return Err(describe_program_error(e)),
+    }
     program
         .attach(spec.category, spec.tracepoint)
         .map_err(describe_program_error)?;

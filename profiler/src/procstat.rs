@@ -67,6 +67,43 @@ pub fn threads(pid: u32) -> Vec<(u32, char)> {
 }
 
 /// Name of one thread, as `/proc/<pid>/task/<tid>/comm` gives it.
+/// Every process whose parent chain leads to `root` (not `root` itself), parents first.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let parents: Vec<(u32, u32)> = all
+        .flatten()
+        .filter_map(|p| p.stat().ok())
+        .map(|s| (s.pid as u32, s.ppid as u32))
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|&&(pid, ppid)| ppid == parent && pid != root)
+                .map(|&(pid, _)| pid),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// The fds of `pid` that are sockets (from the `socket:[inode]` links in /proc/<pid>/fd).
+pub fn socket_fds(pid: u32) -> Vec<i32> {
+    let Ok(fds) = procfs::process::Process::new(pid as i32).and_then(|p| p.fd()) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter(|fd| matches!(fd.target, procfs::process::FDTarget::Socket(_)))
+        .map(|fd| fd.fd)
+        .collect()
+}
+
 pub fn thread_comm(pid: u32, tid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
         .ok()

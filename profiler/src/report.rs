@@ -8,7 +8,9 @@ use serde::Serialize;
 use crate::{
     probes::ProbeStatus,
     procstat::ProcSummary,
+    requests::{HttpReport, render_text},
     sched::{LatencySummary, SchedTotals, bucket_high_ns, summarize_runq},
+    sockets::SocketCounters,
     tracker::Tracker,
 };
 
@@ -32,8 +34,26 @@ pub struct Report {
     pub duration_s: f64,
     pub end_reason: EndReason,
     pub processes: Vec<ProcessReport>,
+    /// Requests inferred from socket syscalls; absent with `--no-http`.
+    pub http: Option<HttpSection>,
     pub probes: Vec<ProbeStatus>,
     pub health: Health,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HttpSection {
+    /// `server` (requests the targets answered) and `client` (their outbound calls).
+    #[serde(flatten)]
+    pub requests: HttpReport,
+    /// How sockets are recognised: `socket-tracepoints` (inside each syscall) or `fd-table`
+    /// (accept/connect and the fd table at attach, on kernels without sock_*_length).
+    pub socket_classification: &'static str,
+    pub capture_bytes: u32,
+    /// Socket events the kernel could not queue (ring buffer full): requests may be missing.
+    pub events_lost: u64,
+    /// Syscalls whose entry state was evicted before their exit.
+    pub calls_evicted: u64,
+    pub analysis: SocketCounters,
 }
 
 #[derive(Debug, Serialize)]
@@ -139,6 +159,7 @@ pub struct ReportInputs<'a> {
     pub end_reason: EndReason,
     pub probes: Vec<ProbeStatus>,
     pub health: Health,
+    pub http: Option<HttpSection>,
 }
 
 pub fn build(inputs: ReportInputs<'_>) -> Report {
@@ -172,6 +193,7 @@ pub fn build(inputs: ReportInputs<'_>) -> Report {
         duration_s: inputs.duration_s,
         end_reason: inputs.end_reason,
         processes,
+        http: inputs.http,
         probes: inputs.probes,
         health: inputs.health,
     }
@@ -289,6 +311,9 @@ pub fn to_text(r: &Report) -> String {
             );
         }
     }
+    if let Some(h) = &r.http {
+        write_http(&mut out, h);
+    }
     let degraded: Vec<&ProbeStatus> = r.probes.iter().filter(|p| !p.attached).collect();
     if !degraded.is_empty() {
         let _ = writeln!(out, "\nprobes not attached:");
@@ -315,6 +340,47 @@ pub fn to_text(r: &Report) -> String {
         );
     }
     out
+}
+
+fn write_http(out: &mut String, h: &HttpSection) {
+    let requests = render_text(&h.requests);
+    if requests.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nHTTP: no requests seen ({} socket events, {} connections, {} not HTTP/1.x)",
+            h.analysis.events, h.analysis.connections_seen, h.analysis.not_http_connections
+        );
+    } else {
+        out.push('\n');
+        out.push_str(&requests);
+    }
+    let dropped = h.events_lost
+        + h.calls_evicted
+        + h.analysis.connections_evicted
+        + h.analysis.head_overflow
+        + h.analysis.pending_overflow
+        + h.analysis.malformed_events;
+    if dropped > 0 {
+        let _ = writeln!(
+            out,
+            "  warning: data lost — {} socket events (ring buffer full), {} syscalls evicted, \
+             {} connections evicted, {} heads too long, {} pipelined requests over the limit, \
+             {} malformed events",
+            h.events_lost,
+            h.calls_evicted,
+            h.analysis.connections_evicted,
+            h.analysis.head_overflow,
+            h.analysis.pending_overflow,
+            h.analysis.malformed_events
+        );
+    }
+    if h.analysis.not_http_connections > 0 {
+        let _ = writeln!(
+            out,
+            "  {} connection(s) were not HTTP/1.x (TLS, HTTP/2 or another protocol): not analysed",
+            h.analysis.not_http_connections
+        );
+    }
 }
 
 fn write_sched_line(out: &mut String, indent: &str, s: &SchedReport) {
@@ -389,6 +455,7 @@ mod tests {
                 processes_dropped: 0,
                 agent: AgentUsage::default(),
             },
+            http: None,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::{
     fs::File,
-    io::Write as _,
+    io::Write,
     path::Path,
     process::Child,
     time::{Duration, Instant, SystemTime},
@@ -13,13 +13,15 @@ use anyhow::{Context as _, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    cli::{Format, OutputArgs},
+    cli::{Format, HttpArgs, OutputArgs},
     live::LiveView,
     preflight,
-    probes::{Probes, SCHED_PROBES},
+    probes::{Probes, SCHED_PROBES, SOCK_LENGTH_PROBES, SOCK_PROBES},
     procstat,
-    report::{self, AgentUsage, EndReason, Health, ReportInputs},
+    report::{self, AgentUsage, EndReason, Health, HttpSection, ReportInputs},
+    requests::{RequestStats, SlaTargets},
     sched::{initial_stats, monotonic_ns},
+    sockets::SocketAnalyzer,
     targets, tracefs,
     tracker::Tracker,
     usage,
@@ -33,10 +35,21 @@ pub enum Target {
 /// How often target exit is checked, independently of the live-view interval.
 const EXIT_POLL: Duration = Duration::from_millis(100);
 
+/// How often socket events are drained from the ring buffer (the kernel side does not wake us).
+const SOCK_DRAIN: Duration = Duration::from_millis(10);
+
+/// The socket side of a session: how sockets are classified and the analyzer of their traffic.
+struct HttpCapture {
+    analyzer: SocketAnalyzer,
+    fd_table_only: bool,
+    capture_bytes: u32,
+}
+
 pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     opts.validate().map_err(|m| usage!("{m}"))?;
     preflight::require_tracing_host()?;
     let output = open_output(opts.output.as_deref())?;
+    let event_log = open_event_log(&opts.http)?;
 
     let (roots, gated) = match &target {
         Target::Pids(pids) => {
@@ -55,18 +68,55 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         }
     };
 
-    let offsets = tracefs::tracepoint_offsets(&tracefs::tracefs_dir())?;
-    let mut probes = Probes::load(&offsets)?;
+    let tracefs_dir = tracefs::tracefs_dir();
+    let offsets = tracefs::tracepoint_offsets(&tracefs_dir)?;
+    let net = tracefs::net_config(&tracefs_dir, opts.http.capture_bytes);
+    let mut probes = Probes::load(&offsets, &net)?;
     let mut tracker = Tracker::default();
-    for &pid in &roots {
+    // Children that already exist (pre-forked workers) are profiled with their parent.
+    let children: Vec<u32> = roots
+        .iter()
+        .flat_map(|&r| procstat::descendants(r))
+        .filter(|c| !roots.contains(c))
+        .collect();
+    for (&pid, root) in roots
+        .iter()
+        .map(|p| (p, true))
+        .chain(children.iter().map(|p| (p, false)))
+    {
         probes.watch(pid)?;
         let now = monotonic_ns();
         for (tid, state) in procstat::threads(pid) {
             probes.seed_thread(tid, &initial_stats(pid, state, now))?;
         }
-        tracker.add_process(pid, true, procstat::sample(pid), 0.0);
+        tracker.add_process(pid, root, procstat::sample(pid), 0.0);
     }
     probes.attach(SCHED_PROBES)?;
+    let mut http = if opts.http.no_http {
+        None
+    } else {
+        let fd_table_only = net.fd_table_only != 0;
+        if fd_table_only {
+            for &pid in tracker.procs.keys() {
+                for fd in procstat::socket_fds(pid) {
+                    probes.mark_socket(pid, fd)?;
+                }
+            }
+        } else {
+            probes.attach(SOCK_LENGTH_PROBES)?;
+        }
+        probes.attach(SOCK_PROBES)?;
+        let stats = RequestStats::new(SlaTargets {
+            p99: opts.http.sla_p99,
+            ttft: opts.http.sla_ttft,
+        });
+        let mono_to_unix_ns = unix_now_ns() - i128::from(monotonic_ns());
+        Some(HttpCapture {
+            analyzer: SocketAnalyzer::new(stats, event_log, mono_to_unix_ns),
+            fd_table_only,
+            capture_bytes: net.capture_bytes,
+        })
+    };
     let started = Instant::now();
     let started_at_unix_s = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -77,7 +127,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         _ => None,
     };
     if !opts.quiet {
-        announce(&tracker, &probes);
+        announce(&tracker, &probes, http.as_ref());
     }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -87,16 +137,34 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     let end_reason = runtime.block_on(sample_until_end(
         &mut probes,
         &mut tracker,
+        &mut http,
         &mut child,
         &mut live,
         &opts,
         started,
     ))?;
     collect(&mut probes, &mut tracker, started);
+    let duration_s = started.elapsed().as_secs_f64();
+    let http_section = http.as_mut().map(|h| {
+        drain(&mut probes, h);
+        h.analyzer.finish();
+        HttpSection {
+            requests: h.analyzer.stats.report(duration_s),
+            socket_classification: if h.fd_table_only {
+                "fd-table"
+            } else {
+                "socket-tracepoints"
+            },
+            capture_bytes: h.capture_bytes,
+            events_lost: probes.sock_events_lost(),
+            calls_evicted: probes.active_calls_evicted(),
+            analysis: h.analyzer.counters(),
+        }
+    });
     let report = report::build(ReportInputs {
         tracker: &tracker,
         started_at_unix_s,
-        duration_s: started.elapsed().as_secs_f64(),
+        duration_s,
         end_reason,
         probes: probes.status.clone(),
         health: Health {
@@ -104,6 +172,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             processes_dropped: probes.watched_map_full(),
             agent: AgentUsage::now(),
         },
+        http: http_section,
     });
     // Detach before anything slow (writing, stopping the command).
     drop(probes);
@@ -137,7 +206,29 @@ fn open_output(path: Option<&Path>) -> Result<Option<(File, std::path::PathBuf)>
     .transpose()
 }
 
-fn announce(tracker: &Tracker, probes: &Probes) {
+fn open_event_log(http: &HttpArgs) -> Result<Option<Box<dyn Write>>> {
+    let Some(path) = http.events.as_deref() else {
+        return Ok(None);
+    };
+    if http.no_http {
+        return Err(usage!("--events needs HTTP capture: drop --no-http"));
+    }
+    let file = File::create(path)
+        .map_err(|e| usage!("cannot write request events to {}: {e}", path.display()))?;
+    Ok(Some(Box::new(std::io::BufWriter::new(file))))
+}
+
+fn unix_now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+fn drain(probes: &mut Probes, http: &mut HttpCapture) {
+    probes.drain_sock_events(|bytes| http.analyzer.on_record(bytes));
+}
+
+fn announce(tracker: &Tracker, probes: &Probes, http: Option<&HttpCapture>) {
     let names: Vec<String> = tracker
         .procs
         .values()
@@ -156,11 +247,19 @@ fn announce(tracker: &Tracker, probes: &Probes) {
             s.error.as_deref().unwrap_or("")
         );
     }
+    if http.is_some_and(|h| h.fd_table_only) {
+        eprintln!(
+            "profiler: note: this kernel has no sock:sock_recv_length; sockets are recognised \
+             from accept/connect and the fd table at attach (sockets passed between processes \
+             or dup'ed are missed)"
+        );
+    }
 }
 
 async fn sample_until_end(
     probes: &mut Probes,
     tracker: &mut Tracker,
+    http: &mut Option<HttpCapture>,
     child: &mut Option<Child>,
     live: &mut LiveView,
     opts: &OutputArgs,
@@ -171,6 +270,8 @@ async fn sample_until_end(
     let start = tokio::time::Instant::now();
     let mut tick = tokio::time::interval_at(start + opts.interval, opts.interval);
     let mut exit_poll = tokio::time::interval(EXIT_POLL);
+    let mut sock_drain = tokio::time::interval(SOCK_DRAIN);
+    sock_drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = async {
         match opts.duration {
             Some(d) => tokio::time::sleep_until(start + d).await,
@@ -185,7 +286,17 @@ async fn sample_until_end(
             () = &mut deadline => return Ok(EndReason::Duration),
             _ = tick.tick() => {
                 collect(probes, tracker, started);
-                live.show(tracker, started.elapsed().as_secs_f64());
+                let requests = http.as_mut().map(|h| {
+                    drain(probes, h);
+                    h.analyzer.update_gauges();
+                    h.analyzer.stats.take_interval()
+                });
+                live.show(tracker, requests.as_ref(), started.elapsed().as_secs_f64());
+            }
+            _ = sock_drain.tick(), if http.is_some() => {
+                if let Some(h) = http.as_mut() {
+                    drain(probes, h);
+                }
             }
             _ = exit_poll.tick() => {
                 if targets_exited(tracker, child) {

@@ -6,7 +6,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow};
-use profiler_common::TracepointOffsets;
+use profiler_common::{CAPTURE_MAX, NetConfig, TracepointOffsets};
 
 /// Where tracefs lives; `PROFILER_TRACEFS` overrides it (for unusual layouts and for tests).
 pub fn tracefs_dir() -> PathBuf {
@@ -99,6 +99,39 @@ pub fn tracepoint_offsets(tracefs: &Path) -> Result<TracepointOffsets> {
         newtask_pid: offset_of(tracefs, "task/task_newtask", "pid")?,
         newtask_clone_flags: offset_of(tracefs, "task/task_newtask", "clone_flags")?,
     })
+}
+
+/// Environment variable that forces the fd-table socket classification (what kernels without
+/// `sock:sock_recv_length` get), so that path is testable on any kernel.
+pub const FD_TABLE_ENV: &str = "PROFILER_SOCKETS_FROM_FD_TABLE";
+
+/// The socket probes' configuration for this kernel: where `sock_{recv,send}_length` keep their
+/// fields, or the fd-table mode where those tracepoints do not exist.
+pub fn net_config(tracefs: &Path, capture_bytes: u32) -> NetConfig {
+    let forced = std::env::var_os(FD_TABLE_ENV).is_some_and(|v| v != "0");
+    let offsets = (!forced)
+        .then(|| read_format(tracefs, "sock/sock_recv_length").ok())
+        .flatten()
+        .and_then(|f| {
+            Some((
+                field_offset(&f, "sk")?,
+                field_offset(&f, "family")?,
+                field_offset(&f, "protocol")?,
+            ))
+        });
+    let mut cfg = NetConfig {
+        capture_bytes: capture_bytes.min(CAPTURE_MAX as u32),
+        ..NetConfig::default()
+    };
+    match offsets {
+        Some((sk, family, protocol)) => {
+            cfg.sock_len_sk = sk;
+            cfg.sock_len_family = family;
+            cfg.sock_len_protocol = protocol;
+        }
+        None => cfg.fd_table_only = 1,
+    }
+    cfg
 }
 
 #[cfg(test)]

@@ -1,0 +1,427 @@
+//! Socket syscalls of watched processes: what was read and written on which socket, when, and the
+//! leading bytes of each transfer, streamed to userspace for HTTP/SSE analysis.
+//!
+//! A syscall's arguments are only visible at entry and its result only at exit, so the entry
+//! programs park the arguments per thread in `ACTIVE_CALLS` and one exit program (attached to
+//! every `sys_exit_*` of interest) finishes the job. Whether the fd is a socket is learnt inside
+//! the syscall from `sock:sock_{recv,send}_length` (kernels ≥ 6.2), or, where those tracepoints
+//! do not exist, from `SOCKET_FDS`: accepted and connected fds plus the fd table scanned at attach.
+
+use aya_ebpf::{
+    bindings::BPF_RB_NO_WAKEUP,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user, generated},
+    macros::{map, tracepoint},
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+    programs::TracePointContext,
+};
+use profiler_common::{
+    CAPTURE_MAX, MAX_ACTIVE_CALLS, MAX_SOCKET_FDS, NetConfig, SockEventBuf, SockEventHeader,
+    counter, sock_event,
+};
+
+use crate::maps::{bump, is_watched};
+
+/// How the syscall passes its buffer.
+const LAYOUT_NONE: u8 = 0;
+/// `(fd, buf, count)`: read, write, recvfrom, sendto.
+const LAYOUT_BUF: u8 = 1;
+/// `(fd, iov, iovcnt)`: readv, writev.
+const LAYOUT_IOV: u8 = 2;
+/// `(fd, msghdr, flags)`: recvmsg, sendmsg.
+const LAYOUT_MSG: u8 = 3;
+
+/// iovec entries inspected per call for the capture; later ones only count as length.
+const MAX_IOV: u64 = 8;
+
+const AF_UNIX: u16 = 1;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const IPPROTO_TCP: u16 = 6;
+const ECONNRESET: i64 = 104;
+const EPIPE: i64 = 32;
+const EINPROGRESS: i64 = 115;
+
+/// Syscall tracepoint layout (stable ABI: `struct syscall_trace_enter/exit`): after the 8-byte
+/// common header and the syscall number come the arguments (or the return value), 8 bytes each.
+const ARG0: usize = 16;
+const ARG1: usize = 24;
+const ARG2: usize = 32;
+const RET: usize = 16;
+
+/// A socket syscall between its entry and exit.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ActiveCall {
+    buf: u64,
+    count: u64,
+    sk: u64,
+    fd: i32,
+    kind: u8,
+    layout: u8,
+    /// Set by the socket tracepoints: the fd is a TCP or Unix stream socket.
+    is_stream_socket: u8,
+    family: u8,
+}
+
+#[map]
+static ACTIVE_CALLS: LruHashMap<u32, ActiveCall> =
+    LruHashMap::with_max_entries(MAX_ACTIVE_CALLS, 0);
+
+/// Fds known to be sockets, keyed `tgid << 32 | fd`, so close() and the fd-table mode know them.
+#[map]
+pub static SOCKET_FDS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
+
+/// Socket events for userspace. Sized by userspace at load (`--ring-buffer`).
+#[map]
+pub static SOCK_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+#[map]
+static EVENT_SCRATCH: PerCpuArray<SockEventBuf> = PerCpuArray::with_max_entries(1, 0);
+
+/// Written by userspace before load (see `NetConfig`).
+#[unsafe(no_mangle)]
+static NET_CONFIG: NetConfig = NetConfig {
+    capture_bytes: 0,
+    fd_table_only: 0,
+    sock_len_sk: 0,
+    sock_len_family: 0,
+    sock_len_protocol: 0,
+    _pad: 0,
+};
+
+#[inline(always)]
+fn config() -> NetConfig {
+    // SAFETY: plain data in .rodata; the volatile read keeps the compiler from folding in the
+    // placeholder values that userspace replaces at load time.
+    unsafe { core::ptr::read_volatile(&NET_CONFIG) }
+}
+
+#[inline(always)]
+fn fd_key(tgid: u32, fd: i32) -> u64 {
+    ((tgid as u64) << 32) | fd as u32 as u64
+}
+
+#[tracepoint]
+pub fn sock_enter_read(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_event::READ, LAYOUT_BUF)
+}
+
+#[tracepoint]
+pub fn sock_enter_readv(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_event::READ, LAYOUT_IOV)
+}
+
+#[tracepoint]
+pub fn sock_enter_recvmsg(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_event::READ, LAYOUT_MSG)
+}
+
+#[tracepoint]
+pub fn sock_enter_write(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_event::WRITE, LAYOUT_BUF)
+}
+
+#[tracepoint]
+pub fn sock_enter_writev(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_event::WRITE, LAYOUT_IOV)
+}
+
+#[tracepoint]
+pub fn sock_enter_sendmsg(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_event::WRITE, LAYOUT_MSG)
+}
+
+#[tracepoint]
+pub fn sock_enter_sendfile(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_event::WRITE, LAYOUT_NONE)
+}
+
+#[tracepoint]
+pub fn sock_enter_accept(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_event::ACCEPT, LAYOUT_NONE)
+}
+
+#[tracepoint]
+pub fn sock_enter_connect(ctx: TracePointContext) -> u32 {
+    enter(&ctx, sock_event::CONNECT, LAYOUT_NONE)
+}
+
+/// `close(fd)`: reported (and forgotten) only for fds known to be sockets.
+#[tracepoint]
+pub fn sock_enter_close(ctx: TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
+    if !is_watched(tgid) {
+        return 0;
+    }
+    // SAFETY: ARG0 is the fd argument of sys_enter_close.
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(ARG0) }) else {
+        return 0;
+    };
+    let fd = fd as i32;
+    let key = fd_key(tgid, fd);
+    // SAFETY: the value is plain data; only its presence matters.
+    if unsafe { SOCKET_FDS.get(&key) }.is_some() {
+        let _ = SOCKET_FDS.remove(&key);
+        let header = header(sock_event::CLOSE, tgid, id as u32, fd, 0, 0, 0);
+        emit(header, None, 0);
+    }
+    0
+}
+
+/// `sock:sock_recv_length` / `sock_send_length` fire inside the socket layer with the socket's
+/// family and protocol: that is what marks the syscall in progress as a stream-socket transfer.
+#[tracepoint]
+pub fn sock_length(ctx: TracePointContext) -> u32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // Only threads of watched processes have an entry: for everything else this is one lookup.
+    let Some(call) = ACTIVE_CALLS.get_ptr_mut(&tid) else {
+        return 0;
+    };
+    let cfg = config();
+    // SAFETY: offsets from this kernel's format file (NetConfig).
+    let family = unsafe { ctx.read_at::<u16>(cfg.sock_len_family as usize) }.unwrap_or(0);
+    // SAFETY: as above.
+    let protocol = unsafe { ctx.read_at::<u16>(cfg.sock_len_protocol as usize) }.unwrap_or(0);
+    let stream = match family {
+        AF_INET | AF_INET6 => protocol == IPPROTO_TCP,
+        AF_UNIX => true,
+        _ => false,
+    };
+    if stream {
+        // SAFETY: as above.
+        let sk = unsafe { ctx.read_at::<u64>(cfg.sock_len_sk as usize) }.unwrap_or(0);
+        // SAFETY: pointer from a successful lookup, valid for this program run.
+        unsafe {
+            (*call).is_stream_socket = 1;
+            (*call).family = family as u8;
+            (*call).sk = sk;
+        }
+    }
+    0
+}
+
+/// Every `sys_exit_*` of the syscalls above.
+#[tracepoint]
+pub fn sock_exit(ctx: TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let tid = id as u32;
+    // SAFETY: plain-data copy of the entry, removed right after.
+    let Some(call) = (unsafe { ACTIVE_CALLS.get(&tid) }).copied() else {
+        return 0;
+    };
+    let _ = ACTIVE_CALLS.remove(&tid);
+    // SAFETY: RET is the return value of every sys_exit_* tracepoint.
+    let Ok(ret) = (unsafe { ctx.read_at::<i64>(RET) }) else {
+        return 0;
+    };
+    let tgid = (id >> 32) as u32;
+    match call.kind {
+        sock_event::ACCEPT => {
+            if ret >= 0 {
+                let fd = ret as i32;
+                let _ = SOCKET_FDS.insert(&fd_key(tgid, fd), &1, 0);
+                emit(
+                    header(sock_event::ACCEPT, tgid, tid, fd, ret, 0, 0),
+                    None,
+                    0,
+                );
+            }
+        }
+        sock_event::CONNECT => {
+            if ret == 0 || ret == -EINPROGRESS {
+                emit(
+                    header(sock_event::CONNECT, tgid, tid, call.fd, ret, 0, 0),
+                    None,
+                    0,
+                );
+            }
+        }
+        _ => transfer_exit(&call, tgid, tid, ret),
+    }
+    0
+}
+
+#[inline(always)]
+fn enter(ctx: &TracePointContext, kind: u8, layout: u8) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
+    if !is_watched(tgid) {
+        return 0;
+    }
+    // SAFETY: ARG0..ARG2 are the first three arguments of every syscall these programs attach to.
+    let (fd, buf, count) = unsafe {
+        (
+            ctx.read_at::<u64>(ARG0).unwrap_or(u64::MAX) as i32,
+            ctx.read_at::<u64>(ARG1).unwrap_or(0),
+            ctx.read_at::<u64>(ARG2).unwrap_or(0),
+        )
+    };
+    if kind == sock_event::CONNECT && config().fd_table_only != 0 {
+        let _ = SOCKET_FDS.insert(&fd_key(tgid, fd), &1, 0);
+    }
+    let call = ActiveCall {
+        buf,
+        count,
+        sk: 0,
+        fd,
+        kind,
+        layout,
+        is_stream_socket: 0,
+        family: 0,
+    };
+    if ACTIVE_CALLS.insert(&(id as u32), &call, 0).is_err() {
+        bump(counter::ACTIVE_CALLS_EVICTED);
+    }
+    0
+}
+
+#[inline(always)]
+fn transfer_exit(call: &ActiveCall, tgid: u32, tid: u32, ret: i64) {
+    let key = fd_key(tgid, call.fd);
+    // SAFETY: the value is plain data; only its presence matters.
+    let known = unsafe { SOCKET_FDS.get(&key) }.is_some();
+    if call.is_stream_socket == 0 && !known {
+        return;
+    }
+    if !known {
+        let _ = SOCKET_FDS.insert(&key, &1, 0);
+    }
+    let interesting = ret > 0
+        || (ret == 0 && call.kind == sock_event::READ)
+        || ret == -ECONNRESET
+        || ret == -EPIPE;
+    if !interesting {
+        return;
+    }
+    let mut h = header(call.kind, tgid, tid, call.fd, ret, call.sk, call.family);
+    h.family = call.family;
+    emit(h, Some(call), ret);
+}
+
+#[inline(always)]
+fn header(
+    kind: u8,
+    tgid: u32,
+    tid: u32,
+    fd: i32,
+    ret: i64,
+    sk: u64,
+    family: u8,
+) -> SockEventHeader {
+    SockEventHeader {
+        // SAFETY: no preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ret,
+        sk,
+        tgid,
+        tid,
+        fd,
+        captured: 0,
+        kind,
+        family,
+        _pad: [0; 6],
+    }
+}
+
+/// Assembles the header and the captured payload in per-CPU scratch space and copies them to the
+/// ring buffer (without waking userspace: it drains on a timer, which keeps the cost per event
+/// low). A full ring buffer is counted, never silent.
+#[inline(always)]
+fn emit(header: SockEventHeader, call: Option<&ActiveCall>, ret: i64) {
+    let Some(scratch) = EVENT_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: pointer from a successful per-CPU lookup: this CPU's slot, not shared while this
+    // program runs.
+    let scratch = unsafe { &mut *scratch };
+    scratch.header = header;
+    let mut captured = 0u64;
+    if let Some(call) = call
+        && ret > 0
+    {
+        let mut want = config().capture_bytes as u64;
+        if want > ret as u64 {
+            want = ret as u64;
+        }
+        captured = capture(call, want, scratch.data.as_mut_ptr());
+    }
+    if captured > CAPTURE_MAX as u64 {
+        captured = CAPTURE_MAX as u64;
+    }
+    scratch.header.captured = captured as u32;
+    let size = core::mem::size_of::<SockEventHeader>() + captured as usize;
+    // SAFETY: `scratch` is a SockEventBuf; `size` ≤ header + CAPTURE_MAX ≤ its size.
+    let bytes =
+        unsafe { core::slice::from_raw_parts(scratch as *const SockEventBuf as *const u8, size) };
+    if SOCK_EVENTS
+        .output::<[u8]>(bytes, BPF_RB_NO_WAKEUP as u64)
+        .is_err()
+    {
+        bump(counter::SOCK_EVENTS_LOST);
+    }
+}
+
+/// Copies up to `want` leading bytes of the transfer into `data`; returns how many it copied.
+#[inline(always)]
+fn capture(call: &ActiveCall, want: u64, data: *mut u8) -> u64 {
+    match call.layout {
+        LAYOUT_BUF => copy_user(data, 0, call.buf, want),
+        LAYOUT_IOV => capture_iov(call.buf, call.count, want, data),
+        LAYOUT_MSG => {
+            // struct user_msghdr: msg_iov at offset 16, msg_iovlen at offset 24.
+            // SAFETY: reading user memory through the checked helper.
+            let iov = unsafe { bpf_probe_read_user((call.buf + 16) as *const u64) }.unwrap_or(0);
+            // SAFETY: as above.
+            let iovlen = unsafe { bpf_probe_read_user((call.buf + 24) as *const u64) }.unwrap_or(0);
+            capture_iov(iov, iovlen, want, data)
+        }
+        _ => 0,
+    }
+}
+
+#[inline(always)]
+fn capture_iov(iov: u64, iovcnt: u64, want: u64, data: *mut u8) -> u64 {
+    let mut off = 0u64;
+    for i in 0..MAX_IOV {
+        if i >= iovcnt || off >= want {
+            break;
+        }
+        // struct iovec { void *iov_base; size_t iov_len; }
+        // SAFETY: reading user memory through the checked helper.
+        let Ok(entry) = (unsafe { bpf_probe_read_user((iov + i * 16) as *const [u64; 2]) }) else {
+            break;
+        };
+        let mut n = want - off;
+        if entry[1] < n {
+            n = entry[1];
+        }
+        let copied = copy_user(data, off, entry[0], n);
+        off += copied;
+        if copied < n {
+            break;
+        }
+    }
+    off
+}
+
+/// Copies `n` bytes from user address `src` to `data[off..]`; returns `n`, or 0 on a fault.
+#[inline(always)]
+fn copy_user(data: *mut u8, off: u64, src: u64, n: u64) -> u64 {
+    // The masks are no-ops for valid inputs (off < want ≤ CAPTURE_MAX, n ≤ CAPTURE_MAX) and let
+    // the verifier prove the write stays inside the 2 × CAPTURE_MAX data area.
+    let off = off & (CAPTURE_MAX as u64 - 1);
+    let mut n = n;
+    if n > CAPTURE_MAX as u64 {
+        n = CAPTURE_MAX as u64;
+    }
+    // SAFETY: dst is inside the scratch buffer (bounds above); the helper checks src.
+    let rc = unsafe {
+        generated::bpf_probe_read_user(
+            data.add(off as usize).cast(),
+            n as u32,
+            src as *const core::ffi::c_void,
+        )
+    };
+    if rc == 0 { n } else { 0 }
+}

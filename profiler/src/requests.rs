@@ -1,0 +1,1415 @@
+//! HTTP request figures: finished exchanges (`RequestRecord`s from the HTTP analyzer) in,
+//! whole-session report figures, per-interval live figures and per-request event-log lines out.
+//!
+//! Pure: no I/O except `write_event`, which writes one JSON line to any `Write`. Memory is
+//! bounded: latencies live in fixed-precision HDR histograms (ns, 3 significant digits, values
+//! clamped to 1 ns ..= 1 h), counts in small maps (per pid, per status, per method, the latter
+//! capped at `MAX_METHODS` names).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::http::record::{Outcome, RequestRecord, Role};
+use crate::report::{fmt_bytes, fmt_us};
+
+/// Largest value a histogram records (1 h in ns); larger values are clamped to it.
+const MAX_NS: u64 = 3_600 * 1_000_000_000;
+/// Significant digits kept by the histograms (0.1 % relative precision).
+const SIGFIG: u8 = 3;
+/// Distinct method names kept in `by_method`; further names are counted under `OTHER`.
+const MAX_METHODS: usize = 32;
+
+/// Targets from `--sla-p99` / `--sla-ttft`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlaTargets {
+    /// Target for the p99 of server-side request latency.
+    pub p99: Option<Duration>,
+    /// Target for the p99 of server-side time to first token (streams only).
+    pub ttft: Option<Duration>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report types (serialized; the JSON shape is part of the report schema).
+// ---------------------------------------------------------------------------------------------
+
+/// Whole-session HTTP figures, one side per role; `None` when the role saw no exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpReport {
+    pub server: Option<Side>,
+    pub client: Option<Side>,
+}
+
+/// Figures for one role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Side {
+    /// Finished exchanges of this role, errors included.
+    pub requests: u64,
+    pub requests_per_s: f64,
+    /// Last in-flight gauge given to `set_in_flight`.
+    pub in_flight: u64,
+    pub errors: Errors,
+    /// Status code (`"200"`, …, or `"none"` when no response head was seen) → exchanges.
+    pub by_status: BTreeMap<String, u64>,
+    pub by_method: BTreeMap<String, u64>,
+    /// Sorted by pid.
+    pub by_process: Vec<ProcessRequests>,
+    pub latency: Dist,
+    pub time_to_headers: Option<Dist>,
+    /// Server: request bytes; client: response bytes.
+    pub bytes_in: u64,
+    /// Server: response bytes; client: request bytes.
+    pub bytes_out: u64,
+    pub streaming: Option<Streaming>,
+    /// Server side only; empty when no targets were given.
+    pub sla: Vec<Sla>,
+}
+
+/// Error counts. `total` counts each failed exchange once; the per-kind counts may overlap
+/// (an exchange can be both 5xx and closed mid-response).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Errors {
+    /// Exchanges with a 4xx/5xx status or an outcome other than complete.
+    pub total: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    pub closed_before_response: u64,
+    pub closed_mid_response: u64,
+    pub reset: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRequests {
+    pub pid: u32,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// A distribution in microseconds (from an HDR histogram: ~0.1 % quantization).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Dist {
+    pub count: u64,
+    pub mean_us: f64,
+    /// Standard deviation, shown as jitter.
+    pub stddev_us: f64,
+    pub min_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p95_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+/// Streaming (`text/event-stream`) exchanges of one role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Streaming {
+    pub streams: u64,
+    /// SSE data events over all streams.
+    pub events: u64,
+    pub events_per_stream_mean: f64,
+    /// Request fully transferred → first data event.
+    pub ttft: Option<Dist>,
+    /// All gaps between consecutive data events, over all streams.
+    pub inter_token: Option<Dist>,
+    /// Whole-stream latency (first request byte → last response byte).
+    pub duration: Dist,
+    /// Sums of `usage` values where present.
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Sum of `usage.completion_tokens` where present, else of the data-event count.
+    pub output_tokens: u64,
+    /// Σ prompt tokens / Σ TTFT over streams having both; `None` when there are none.
+    pub prefill_tokens_per_s: Option<f64>,
+    /// Σ output tokens / Σ (duration − TTFT) over streams with a TTFT; `None` when the
+    /// denominator is 0.
+    pub decode_tokens_per_s: Option<f64>,
+    /// Output tokens / session duration.
+    pub output_tokens_per_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaMetric {
+    LatencyP99,
+    TtftP99,
+}
+
+/// One SLA target and how the session fared against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sla {
+    pub metric: SlaMetric,
+    pub threshold_ms: f64,
+    /// Observed p99; `None` when the metric had no samples (e.g. no streams for TTFT).
+    pub observed_ms: Option<f64>,
+    /// Observed p99 > threshold.
+    pub violated: bool,
+    /// Exchanges whose latency (or TTFT) exceeded the threshold.
+    pub requests_over: u64,
+    /// `requests_over` / exchanges with a sample of the metric (0 when none).
+    pub share_over: f64,
+}
+
+/// Server-side figures since the previous `take_interval`, for the live view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntervalRequests {
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub ttft_p50_us: Option<f64>,
+    /// Output tokens (`RequestRecord::output_tokens`) of the exchanges finished in the interval.
+    pub tokens: u64,
+    /// The current in-flight gauge (not reset by `take_interval`).
+    pub in_flight: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accumulation.
+// ---------------------------------------------------------------------------------------------
+
+fn new_hist() -> Histogram<u64> {
+    // Auto-resizing: grows only to the largest value seen, and values are clamped to `MAX_NS`.
+    Histogram::new(SIGFIG).expect("3 significant digits is a valid histogram precision")
+}
+
+fn record_ns(h: &mut Histogram<u64>, ns: u64) {
+    let v = ns.clamp(1, MAX_NS);
+    // `record` grows an auto-resizing histogram; `saturating_record` would clamp to its
+    // current range instead. Growing fails only if the allocation does.
+    if h.record(v).is_err() {
+        h.saturating_record(v);
+    }
+}
+
+fn ns_to_us(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
+fn dist(h: &Histogram<u64>) -> Option<Dist> {
+    if h.is_empty() {
+        return None;
+    }
+    let q = |q: f64| ns_to_us(h.value_at_quantile(q));
+    Some(Dist {
+        count: h.len(),
+        mean_us: h.mean() / 1e3,
+        stddev_us: h.stdev() / 1e3,
+        min_us: ns_to_us(h.min()),
+        p50_us: q(0.50),
+        p90_us: q(0.90),
+        p95_us: q(0.95),
+        p99_us: q(0.99),
+        p999_us: q(0.999),
+        max_us: ns_to_us(h.max()),
+    })
+}
+
+fn p_us(h: &Histogram<u64>, q: f64) -> Option<f64> {
+    (!h.is_empty()).then(|| ns_to_us(h.value_at_quantile(q)))
+}
+
+fn ratio(num: f64, den: f64) -> f64 {
+    if den > 0.0 { num / den } else { 0.0 }
+}
+
+/// Whether an exchange counts as an error: a 4xx/5xx status or an incomplete outcome.
+pub fn is_error(rec: &RequestRecord) -> bool {
+    matches!(rec.status, Some(400..=599)) || rec.outcome.is_error()
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ProcCounts {
+    requests: u64,
+    errors: u64,
+}
+
+struct StreamAcc {
+    streams: u64,
+    events: u64,
+    ttft: Histogram<u64>,
+    inter_token: Histogram<u64>,
+    duration: Histogram<u64>,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    output_tokens: u64,
+    /// Streams with both prompt tokens and a TTFT.
+    prefill_tokens: u64,
+    prefill_ns: u128,
+    /// Streams with a TTFT.
+    decode_tokens: u64,
+    decode_ns: u128,
+}
+
+impl StreamAcc {
+    fn new() -> Self {
+        StreamAcc {
+            streams: 0,
+            events: 0,
+            ttft: new_hist(),
+            inter_token: new_hist(),
+            duration: new_hist(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            output_tokens: 0,
+            prefill_tokens: 0,
+            prefill_ns: 0,
+            decode_tokens: 0,
+            decode_ns: 0,
+        }
+    }
+
+    fn report(&self, duration_s: f64) -> Option<Streaming> {
+        if self.streams == 0 {
+            return None;
+        }
+        Some(Streaming {
+            streams: self.streams,
+            events: self.events,
+            events_per_stream_mean: ratio(self.events as f64, self.streams as f64),
+            ttft: dist(&self.ttft),
+            inter_token: dist(&self.inter_token),
+            duration: dist(&self.duration)?,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            output_tokens: self.output_tokens,
+            prefill_tokens_per_s: (self.prefill_ns > 0)
+                .then(|| self.prefill_tokens as f64 / (self.prefill_ns as f64 / 1e9)),
+            decode_tokens_per_s: (self.decode_ns > 0)
+                .then(|| self.decode_tokens as f64 / (self.decode_ns as f64 / 1e9)),
+            output_tokens_per_s: ratio(self.output_tokens as f64, duration_s),
+        })
+    }
+}
+
+struct SideAcc {
+    role: Role,
+    requests: u64,
+    errors: Errors,
+    by_status: BTreeMap<String, u64>,
+    by_method: BTreeMap<String, u64>,
+    by_process: BTreeMap<u32, ProcCounts>,
+    latency: Histogram<u64>,
+    headers: Histogram<u64>,
+    bytes_in: u64,
+    bytes_out: u64,
+    streaming: Option<StreamAcc>,
+    /// Exchanges over the latency / TTFT SLA thresholds.
+    latency_over: u64,
+    ttft_over: u64,
+}
+
+impl SideAcc {
+    fn new(role: Role) -> Self {
+        SideAcc {
+            role,
+            requests: 0,
+            errors: Errors::default(),
+            by_status: BTreeMap::new(),
+            by_method: BTreeMap::new(),
+            by_process: BTreeMap::new(),
+            latency: new_hist(),
+            headers: new_hist(),
+            bytes_in: 0,
+            bytes_out: 0,
+            streaming: None,
+            latency_over: 0,
+            ttft_over: 0,
+        }
+    }
+
+    fn record(&mut self, pid: u32, rec: &RequestRecord, sla: &SlaTargets) {
+        let error = is_error(rec);
+        self.requests += 1;
+        if error {
+            self.errors.total += 1;
+        }
+        match rec.status {
+            Some(400..=499) => self.errors.status_4xx += 1,
+            Some(500..=599) => self.errors.status_5xx += 1,
+            _ => {}
+        }
+        match rec.outcome {
+            Outcome::Complete => {}
+            Outcome::ClosedBeforeResponse => self.errors.closed_before_response += 1,
+            Outcome::ClosedMidResponse => self.errors.closed_mid_response += 1,
+            Outcome::Reset => self.errors.reset += 1,
+        }
+
+        let status = rec
+            .status
+            .map_or_else(|| "none".to_string(), |s| s.to_string());
+        *self.by_status.entry(status).or_default() += 1;
+        let method =
+            if self.by_method.contains_key(&rec.method) || self.by_method.len() < MAX_METHODS - 1 {
+                rec.method.clone()
+            } else {
+                "OTHER".to_string()
+            };
+        *self.by_method.entry(method).or_default() += 1;
+        let proc = self.by_process.entry(pid).or_default();
+        proc.requests += 1;
+        proc.errors += u64::from(error);
+
+        let latency = rec.latency_ns();
+        record_ns(&mut self.latency, latency);
+        if let Some(h) = rec.time_to_headers_ns() {
+            record_ns(&mut self.headers, h);
+        }
+        let (bytes_in, bytes_out) = match self.role {
+            Role::Server => (rec.request_bytes, rec.response_bytes),
+            Role::Client => (rec.response_bytes, rec.request_bytes),
+        };
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+
+        if let Some(t) = sla.p99
+            && u128::from(latency) > t.as_nanos()
+        {
+            self.latency_over += 1;
+        }
+        let ttft = rec.ttft_ns();
+        if let (Some(t), Some(ttft)) = (sla.ttft, ttft)
+            && u128::from(ttft) > t.as_nanos()
+        {
+            self.ttft_over += 1;
+        }
+
+        if let Some(stream) = &rec.stream {
+            let s = self.streaming.get_or_insert_with(StreamAcc::new);
+            s.streams += 1;
+            s.events += stream.events;
+            record_ns(&mut s.duration, latency);
+            for &gap in &stream.inter_event_ns {
+                record_ns(&mut s.inter_token, gap);
+            }
+            let prompt = rec.prompt_tokens();
+            let completion = stream.completion_tokens.or(rec.usage_completion_tokens);
+            let output = rec.output_tokens().unwrap_or(0);
+            s.prompt_tokens += prompt.unwrap_or(0);
+            s.completion_tokens += completion.unwrap_or(0);
+            s.output_tokens += output;
+            if let Some(ttft) = ttft {
+                record_ns(&mut s.ttft, ttft);
+                if let Some(p) = prompt {
+                    s.prefill_tokens += p;
+                    s.prefill_ns += u128::from(ttft);
+                }
+                s.decode_tokens += output;
+                s.decode_ns += u128::from(latency.saturating_sub(ttft));
+            }
+        }
+    }
+
+    fn report(&self, duration_s: f64, in_flight: u64, sla: &SlaTargets) -> Side {
+        let latency = dist(&self.latency).expect("a side exists only once it has an exchange");
+        let streaming = self.streaming.as_ref().and_then(|s| s.report(duration_s));
+        let mut slas = Vec::new();
+        if self.role == Role::Server {
+            if let Some(t) = sla.p99 {
+                slas.push(sla_entry(
+                    SlaMetric::LatencyP99,
+                    t,
+                    Some(latency.p99_us),
+                    self.latency_over,
+                    self.requests,
+                ));
+            }
+            if let Some(t) = sla.ttft {
+                let ttft = streaming.as_ref().and_then(|s| s.ttft);
+                slas.push(sla_entry(
+                    SlaMetric::TtftP99,
+                    t,
+                    ttft.map(|d| d.p99_us),
+                    self.ttft_over,
+                    ttft.map_or(0, |d| d.count),
+                ));
+            }
+        }
+        Side {
+            requests: self.requests,
+            requests_per_s: ratio(self.requests as f64, duration_s),
+            in_flight,
+            errors: self.errors,
+            by_status: self.by_status.clone(),
+            by_method: self.by_method.clone(),
+            by_process: self
+                .by_process
+                .iter()
+                .map(|(&pid, c)| ProcessRequests {
+                    pid,
+                    requests: c.requests,
+                    errors: c.errors,
+                })
+                .collect(),
+            latency,
+            time_to_headers: dist(&self.headers),
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            streaming,
+            sla: slas,
+        }
+    }
+}
+
+fn sla_entry(
+    metric: SlaMetric,
+    threshold: Duration,
+    observed_us: Option<f64>,
+    over: u64,
+    population: u64,
+) -> Sla {
+    let threshold_ms = threshold.as_secs_f64() * 1e3;
+    let observed_ms = observed_us.map(|us| us / 1e3);
+    Sla {
+        metric,
+        threshold_ms,
+        observed_ms,
+        violated: observed_ms.is_some_and(|o| o > threshold_ms),
+        requests_over: over,
+        share_over: ratio(over as f64, population as f64),
+    }
+}
+
+/// Server-side figures of the current interval.
+struct IntervalAcc {
+    requests: u64,
+    errors: u64,
+    latency: Histogram<u64>,
+    ttft: Histogram<u64>,
+    tokens: u64,
+}
+
+/// All HTTP figures of one session.
+pub struct RequestStats {
+    sla: SlaTargets,
+    server: Option<SideAcc>,
+    client: Option<SideAcc>,
+    server_in_flight: u64,
+    client_in_flight: u64,
+    interval: IntervalAcc,
+}
+
+impl RequestStats {
+    pub fn new(sla: SlaTargets) -> Self {
+        RequestStats {
+            sla,
+            server: None,
+            client: None,
+            server_in_flight: 0,
+            client_in_flight: 0,
+            interval: IntervalAcc {
+                requests: 0,
+                errors: 0,
+                latency: new_hist(),
+                ttft: new_hist(),
+                tokens: 0,
+            },
+        }
+    }
+
+    /// Account one finished exchange of process `pid`.
+    pub fn record(&mut self, pid: u32, rec: &RequestRecord) {
+        let side = match rec.role {
+            Role::Server => &mut self.server,
+            Role::Client => &mut self.client,
+        };
+        side.get_or_insert_with(|| SideAcc::new(rec.role))
+            .record(pid, rec, &self.sla);
+        if rec.role == Role::Server {
+            let i = &mut self.interval;
+            i.requests += 1;
+            i.errors += u64::from(is_error(rec));
+            record_ns(&mut i.latency, rec.latency_ns());
+            if let Some(t) = rec.ttft_ns() {
+                record_ns(&mut i.ttft, t);
+            }
+            i.tokens += rec.output_tokens().unwrap_or(0);
+        }
+    }
+
+    /// Set the current in-flight gauge of a role.
+    pub fn set_in_flight(&mut self, role: Role, n: u64) {
+        match role {
+            Role::Server => self.server_in_flight = n,
+            Role::Client => self.client_in_flight = n,
+        }
+    }
+
+    /// Whether any exchange (either role) was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.server.is_none() && self.client.is_none()
+    }
+
+    /// Server-side figures since the previous call; starts a new interval.
+    pub fn take_interval(&mut self) -> IntervalRequests {
+        let i = &mut self.interval;
+        let out = IntervalRequests {
+            requests: i.requests,
+            errors: i.errors,
+            p50_us: p_us(&i.latency, 0.5),
+            p99_us: p_us(&i.latency, 0.99),
+            ttft_p50_us: p_us(&i.ttft, 0.5),
+            tokens: i.tokens,
+            in_flight: self.server_in_flight,
+        };
+        i.requests = 0;
+        i.errors = 0;
+        i.latency.reset();
+        i.ttft.reset();
+        i.tokens = 0;
+        out
+    }
+
+    /// Whole-session figures; `duration_s` is the session length (for rates).
+    pub fn report(&self, duration_s: f64) -> HttpReport {
+        HttpReport {
+            server: self
+                .server
+                .as_ref()
+                .map(|s| s.report(duration_s, self.server_in_flight, &self.sla)),
+            client: self
+                .client
+                .as_ref()
+                .map(|s| s.report(duration_s, self.client_in_flight, &self.sla)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text report.
+// ---------------------------------------------------------------------------------------------
+
+fn fmt_rate(tok_s: f64) -> String {
+    if tok_s >= 1e6 {
+        format!("{:.1}M", tok_s / 1e6)
+    } else if tok_s >= 1e3 {
+        format!("{:.1}k", tok_s / 1e3)
+    } else {
+        format!("{tok_s:.1}")
+    }
+}
+
+fn fmt_pcts(d: &Dist) -> String {
+    format!(
+        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        fmt_us(d.p50_us),
+        fmt_us(d.p90_us),
+        fmt_us(d.p99_us),
+        fmt_us(d.p999_us),
+        fmt_us(d.max_us)
+    )
+}
+
+fn fmt_errors(e: &Errors) -> String {
+    let noun = if e.total == 1 { "error" } else { "errors" };
+    let kinds: Vec<String> = [
+        (e.status_4xx, "4xx"),
+        (e.status_5xx, "5xx"),
+        (e.closed_before_response, "closed before response"),
+        (e.closed_mid_response, "closed mid-response"),
+        (e.reset, "reset"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if kinds.is_empty() {
+        format!("{} {noun}", e.total)
+    } else {
+        format!("{} {noun} ({})", e.total, kinds.join(", "))
+    }
+}
+
+fn render_side(out: &mut String, title: &str, s: &Side) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "{title}: {} requests ({:.1}/s), {}, in flight {}",
+        s.requests,
+        s.requests_per_s,
+        fmt_errors(&s.errors),
+        s.in_flight
+    );
+    let _ = writeln!(
+        out,
+        "  latency     {}  jitter (stddev) {}",
+        fmt_pcts(&s.latency),
+        fmt_us(s.latency.stddev_us)
+    );
+    if let Some(h) = &s.time_to_headers {
+        let _ = writeln!(out, "  headers     {}", fmt_pcts(h));
+    }
+    let statuses: Vec<String> = s
+        .by_status
+        .iter()
+        .map(|(k, n)| format!("{k}×{n}"))
+        .collect();
+    let _ = writeln!(out, "  status      {}", statuses.join("  "));
+    let _ = writeln!(
+        out,
+        "  bytes       in {}  out {}",
+        fmt_bytes(s.bytes_in),
+        fmt_bytes(s.bytes_out)
+    );
+    if let Some(st) = &s.streaming {
+        let mut parts = vec![format!(
+            "{} streams, {} events ({:.1}/stream)",
+            st.streams, st.events, st.events_per_stream_mean
+        )];
+        if let Some(t) = &st.ttft {
+            parts.push(format!(
+                "TTFT p50 {} p99 {}",
+                fmt_us(t.p50_us),
+                fmt_us(t.p99_us)
+            ));
+        }
+        if let Some(t) = &st.inter_token {
+            parts.push(format!(
+                "inter-token p50 {} p99 {}",
+                fmt_us(t.p50_us),
+                fmt_us(t.p99_us)
+            ));
+        }
+        let mut tokens = format!("{} output tokens", st.output_tokens);
+        if st.prompt_tokens > 0 {
+            let _ = write!(tokens, " (prompt {})", st.prompt_tokens);
+        }
+        let _ = write!(tokens, ", {} tok/s", fmt_rate(st.output_tokens_per_s));
+        parts.push(tokens);
+        let mut rates = Vec::new();
+        if let Some(p) = st.prefill_tokens_per_s {
+            rates.push(format!("prefill {} tok/s", fmt_rate(p)));
+        }
+        if let Some(d) = st.decode_tokens_per_s {
+            rates.push(format!("decode {} tok/s", fmt_rate(d)));
+        }
+        if !rates.is_empty() {
+            parts.push(rates.join(", "));
+        }
+        let _ = writeln!(out, "  streaming   {}", parts.join("; "));
+    }
+    for sla in &s.sla {
+        let (name, population) = match sla.metric {
+            SlaMetric::LatencyP99 => ("latency p99", "requests"),
+            SlaMetric::TtftP99 => ("TTFT p99", "streams"),
+        };
+        let threshold = fmt_us(sla.threshold_ms * 1e3);
+        let line = match sla.observed_ms {
+            None => format!("{name} n/a (no {population}), target {threshold}"),
+            Some(obs) => format!(
+                "{name} {} {} {threshold}: {} ({:.1}% of {population} over)",
+                fmt_us(obs * 1e3),
+                if sla.violated { ">" } else { "≤" },
+                if sla.violated { "VIOLATED" } else { "ok" },
+                sla.share_over * 100.0
+            ),
+        };
+        let _ = writeln!(out, "  SLA         {line}");
+    }
+}
+
+/// The HTTP section of the text report; empty when there were no exchanges at all.
+pub fn render_text(r: &HttpReport) -> String {
+    let mut out = String::new();
+    if let Some(s) = &r.server {
+        render_side(&mut out, "HTTP server", s);
+    }
+    if let Some(s) = &r.client {
+        render_side(&mut out, "HTTP client (outbound)", s);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event log (`--events FILE`): one JSON line per exchange. Timings, sizes and counts only —
+// never paths, headers, payloads or prompts.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventLine {
+    /// Request start (first request byte), Unix seconds.
+    pub ts_unix_s: f64,
+    pub pid: u32,
+    pub role: Role,
+    pub method: String,
+    pub status: Option<u16>,
+    pub outcome: Outcome,
+    pub error: bool,
+    pub latency_us: f64,
+    pub headers_us: Option<f64>,
+    pub ttft_us: Option<f64>,
+    /// SSE data events; `None` when the response was not a stream.
+    pub events: Option<u64>,
+    pub prompt_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub framing_lost: bool,
+}
+
+impl EventLine {
+    /// `mono_to_unix_ns` is added to CLOCK_MONOTONIC ns to get Unix ns.
+    pub fn new(pid: u32, rec: &RequestRecord, mono_to_unix_ns: i128) -> Self {
+        let unix_ns = i128::from(rec.start_ns) + mono_to_unix_ns;
+        EventLine {
+            ts_unix_s: unix_ns as f64 / 1e9,
+            pid,
+            role: rec.role,
+            method: rec.method.clone(),
+            status: rec.status,
+            outcome: rec.outcome,
+            error: is_error(rec),
+            latency_us: ns_to_us(rec.latency_ns()),
+            headers_us: rec.time_to_headers_ns().map(ns_to_us),
+            ttft_us: rec.ttft_ns().map(ns_to_us),
+            events: rec.stream.as_ref().map(|s| s.events),
+            prompt_tokens: rec.prompt_tokens(),
+            output_tokens: rec.output_tokens(),
+            request_bytes: rec.request_bytes,
+            response_bytes: rec.response_bytes,
+            framing_lost: rec.framing_lost,
+        }
+    }
+}
+
+/// Write `line` as one JSON line (serde_json + `\n`).
+pub fn write_event(w: &mut impl Write, line: &EventLine) -> std::io::Result<()> {
+    let mut buf = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+    buf.push(b'\n');
+    w.write_all(&buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::record::StreamStats;
+
+    const MS: u64 = 1_000_000;
+
+    /// A complete server GET taking `latency_ns`, request read in 1 ms, headers at +2 ms.
+    fn rec(latency_ns: u64) -> RequestRecord {
+        let start = 1_000 * MS;
+        RequestRecord {
+            role: Role::Server,
+            method: "GET".into(),
+            status: Some(200),
+            request_bytes: 100,
+            response_bytes: 1000,
+            start_ns: start,
+            request_done_ns: start,
+            headers_ns: Some(start + latency_ns / 2),
+            end_ns: start + latency_ns,
+            outcome: Outcome::Complete,
+            stream: None,
+            usage_prompt_tokens: None,
+            usage_completion_tokens: None,
+            framing_lost: false,
+        }
+    }
+
+    /// A streaming server POST: starts at 0, request done at `req_done`, first event at
+    /// `first`, ends at `end` (all ms).
+    fn stream_rec(
+        req_done: u64,
+        first: u64,
+        end: u64,
+        events: u64,
+        prompt: Option<u64>,
+        completion: Option<u64>,
+    ) -> RequestRecord {
+        let gap = if events > 1 {
+            (end - first) * MS / (events - 1)
+        } else {
+            0
+        };
+        RequestRecord {
+            role: Role::Server,
+            method: "POST".into(),
+            status: Some(200),
+            request_bytes: 500,
+            response_bytes: 5000,
+            start_ns: 10 * MS,
+            request_done_ns: (10 + req_done) * MS,
+            headers_ns: Some((10 + req_done) * MS),
+            end_ns: (10 + end) * MS,
+            outcome: Outcome::Complete,
+            stream: Some(StreamStats {
+                events,
+                first_event_ns: Some((10 + first) * MS),
+                last_event_ns: Some((10 + end) * MS),
+                inter_event_ns: vec![gap; events.saturating_sub(1) as usize],
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+            }),
+            usage_prompt_tokens: None,
+            usage_completion_tokens: None,
+            framing_lost: false,
+        }
+    }
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * b.abs().max(1e-9)
+    }
+
+    #[test]
+    fn counts_and_error_classification() {
+        let mut st = RequestStats::new(SlaTargets::default());
+        let mut r = rec(MS);
+        st.record(1, &r); // ok
+        r.status = Some(404);
+        st.record(1, &r);
+        r.status = Some(503);
+        st.record(2, &r);
+        r.status = None;
+        r.headers_ns = None;
+        r.outcome = Outcome::ClosedBeforeResponse;
+        st.record(2, &r);
+        r.headers_ns = Some(r.start_ns);
+        r.status = Some(200);
+        r.outcome = Outcome::ClosedMidResponse;
+        st.record(2, &r);
+        r.outcome = Outcome::Reset;
+        st.record(2, &r);
+        // Both 5xx and closed mid-response: one error in total, counted in both kinds.
+        r.status = Some(500);
+        r.outcome = Outcome::ClosedMidResponse;
+        r.method = "POST".into();
+        st.record(3, &r);
+        // 3xx is not an error.
+        r.status = Some(304);
+        r.outcome = Outcome::Complete;
+        st.record(3, &r);
+
+        let rep = st.report(2.0);
+        assert!(rep.client.is_none());
+        let s = rep.server.unwrap();
+        assert_eq!(s.requests, 8);
+        assert_eq!(s.requests_per_s, 4.0);
+        assert_eq!(
+            s.errors,
+            Errors {
+                total: 6,
+                status_4xx: 1,
+                status_5xx: 2,
+                closed_before_response: 1,
+                closed_mid_response: 2,
+                reset: 1,
+            }
+        );
+        let want: BTreeMap<String, u64> = [("200", 3), ("304", 1), ("404", 1), ("500", 1)]
+            .into_iter()
+            .chain([("503", 1), ("none", 1)])
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(s.by_status, want);
+        assert_eq!(s.by_method["GET"], 6);
+        assert_eq!(s.by_method["POST"], 2);
+        assert_eq!(
+            s.by_process,
+            vec![
+                ProcessRequests {
+                    pid: 1,
+                    requests: 2,
+                    errors: 1
+                },
+                ProcessRequests {
+                    pid: 2,
+                    requests: 4,
+                    errors: 4
+                },
+                ProcessRequests {
+                    pid: 3,
+                    requests: 2,
+                    errors: 1
+                },
+            ]
+        );
+        assert_eq!(s.bytes_in, 800);
+        assert_eq!(s.bytes_out, 8000);
+        // One exchange had no response head.
+        assert_eq!(s.time_to_headers.unwrap().count, 7);
+        assert!(s.streaming.is_none());
+        assert!(s.sla.is_empty());
+    }
+
+    #[test]
+    fn client_bytes_are_swapped_and_roles_separate() {
+        let mut st = RequestStats::new(SlaTargets {
+            p99: Some(Duration::from_millis(1)),
+            ttft: None,
+        });
+        let mut r = rec(5 * MS);
+        r.role = Role::Client;
+        st.record(7, &r);
+        st.set_in_flight(Role::Client, 3);
+        st.set_in_flight(Role::Server, 9);
+        let rep = st.report(1.0);
+        assert!(rep.server.is_none());
+        let c = rep.client.unwrap();
+        assert_eq!((c.bytes_in, c.bytes_out), (1000, 100));
+        assert_eq!(c.in_flight, 3);
+        // SLA is server-only.
+        assert!(c.sla.is_empty());
+        assert_eq!(
+            st.take_interval(),
+            IntervalRequests {
+                in_flight: 9,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn percentiles_of_known_set() {
+        let mut st = RequestStats::new(SlaTargets::default());
+        for ms in 1..=1000 {
+            st.record(1, &rec(ms * MS));
+        }
+        let l = st.report(1.0).server.unwrap().latency;
+        assert_eq!(l.count, 1000);
+        let us = |ms: f64| ms * 1e3;
+        assert!(close(l.p50_us, us(500.0), 1e-3), "{}", l.p50_us);
+        assert!(close(l.p90_us, us(900.0), 1e-3), "{}", l.p90_us);
+        assert!(close(l.p95_us, us(950.0), 1e-3), "{}", l.p95_us);
+        assert!(close(l.p99_us, us(990.0), 1e-3), "{}", l.p99_us);
+        assert!(close(l.p999_us, us(999.0), 1e-3), "{}", l.p999_us);
+        assert!(close(l.min_us, us(1.0), 1e-3), "{}", l.min_us);
+        assert!(close(l.max_us, us(1000.0), 1e-3), "{}", l.max_us);
+        assert!(close(l.mean_us, us(500.5), 1e-3), "{}", l.mean_us);
+        // Population stddev of 1..=1000 = sqrt((1000² − 1) / 12) = 288.675 ms.
+        assert!(close(l.stddev_us, us(288.675), 2e-3), "{}", l.stddev_us);
+    }
+
+    #[test]
+    fn stddev_of_two_point_set() {
+        let mut st = RequestStats::new(SlaTargets::default());
+        for _ in 0..50 {
+            st.record(1, &rec(10 * MS));
+            st.record(1, &rec(20 * MS));
+        }
+        let l = st.report(1.0).server.unwrap().latency;
+        assert!(close(l.mean_us, 15_000.0, 1e-3));
+        assert!(close(l.stddev_us, 5_000.0, 2e-3), "{}", l.stddev_us);
+        // A single value: no jitter.
+        let mut st = RequestStats::new(SlaTargets::default());
+        st.record(1, &rec(3 * MS));
+        assert_eq!(st.report(1.0).server.unwrap().latency.stddev_us, 0.0);
+    }
+
+    #[test]
+    fn zero_latency_is_clamped_not_lost() {
+        let mut st = RequestStats::new(SlaTargets::default());
+        st.record(1, &rec(0));
+        let l = st.report(0.0).server.unwrap();
+        assert_eq!(l.latency.count, 1);
+        assert_eq!(l.requests_per_s, 0.0);
+        assert!(l.latency.max_us <= 0.001 + 1e-9);
+    }
+
+    #[test]
+    fn streaming_rates() {
+        let mut st = RequestStats::new(SlaTargets::default());
+        // Stream A: request read in 0 ms, first event at 100 ms, end at 1100 ms,
+        // 11 events 100 ms apart, usage prompt 50 / completion 20.
+        st.record(1, &stream_rec(0, 100, 1100, 11, Some(50), Some(20)));
+        // Stream B: request done at 10 ms, first event at 310 ms (TTFT 300 ms), end at
+        // 2010 ms, 18 events 100 ms apart, no usage → output = 18 events.
+        st.record(1, &stream_rec(10, 310, 2010, 18, None, None));
+        // A non-stream exchange with body usage: not part of streaming.
+        let mut r = rec(10 * MS);
+        r.usage_completion_tokens = Some(7);
+        st.record(1, &r);
+
+        let s = st.report(10.0).server.unwrap();
+        let sm = s.streaming.unwrap();
+        assert_eq!(sm.streams, 2);
+        assert_eq!(sm.events, 29);
+        assert_eq!(sm.events_per_stream_mean, 14.5);
+        assert_eq!(sm.prompt_tokens, 50);
+        assert_eq!(sm.completion_tokens, 20);
+        assert_eq!(sm.output_tokens, 38);
+        // Prefill: only A has prompt tokens: 50 / 0.1 s.
+        assert!(close(sm.prefill_tokens_per_s.unwrap(), 500.0, 1e-9));
+        // Decode: Σ output / Σ (duration − TTFT), duration from the first request byte:
+        // (20 + 18) / ((1.1 − 0.1) + (2.01 − 0.3)) s = 38 / 2.71.
+        assert!(close(sm.decode_tokens_per_s.unwrap(), 38.0 / 2.71, 1e-9));
+        assert!(close(sm.output_tokens_per_s, 3.8, 1e-9));
+        let ttft = sm.ttft.unwrap();
+        assert_eq!(ttft.count, 2);
+        assert!(close(ttft.min_us, 100_000.0, 1e-3));
+        assert!(close(ttft.max_us, 300_000.0, 1e-3));
+        let it = sm.inter_token.unwrap();
+        assert_eq!(it.count, 10 + 17);
+        assert!(close(it.p50_us, 100_000.0, 1e-3));
+        assert_eq!(sm.duration.count, 2);
+        assert!(close(sm.duration.max_us, 2_010_000.0, 1e-3));
+        // Interval tokens include the body-usage exchange.
+        let i = st.take_interval();
+        assert_eq!(i.tokens, 45);
+        assert!(close(i.ttft_p50_us.unwrap(), 100_000.0, 1e-3));
+    }
+
+    #[test]
+    fn streaming_rates_none_without_ttft_or_prompt() {
+        let mut st = RequestStats::new(SlaTargets::default());
+        let mut r = stream_rec(0, 100, 1100, 0, None, None);
+        r.stream.as_mut().unwrap().first_event_ns = None;
+        r.stream.as_mut().unwrap().last_event_ns = None;
+        st.record(1, &r);
+        let sm = st.report(1.0).server.unwrap().streaming.unwrap();
+        assert_eq!(sm.streams, 1);
+        assert!(sm.ttft.is_none());
+        assert!(sm.inter_token.is_none());
+        assert!(sm.prefill_tokens_per_s.is_none());
+        assert!(sm.decode_tokens_per_s.is_none());
+        assert_eq!(sm.output_tokens, 0);
+    }
+
+    #[test]
+    fn sla_flags_and_requests_over() {
+        let sla = SlaTargets {
+            p99: Some(Duration::from_millis(100)),
+            ttft: Some(Duration::from_millis(200)),
+        };
+        // 1..=100 ms: p99 = 99 ms ≤ 100 ms; none strictly over 100 ms.
+        let mut st = RequestStats::new(sla);
+        for ms in 1..=100 {
+            st.record(1, &rec(ms * MS));
+        }
+        let s = st.report(1.0).server.unwrap();
+        assert_eq!(s.sla.len(), 2);
+        let l = &s.sla[0];
+        assert_eq!(l.metric, SlaMetric::LatencyP99);
+        assert_eq!(l.threshold_ms, 100.0);
+        assert!(close(l.observed_ms.unwrap(), 99.0, 1e-3));
+        assert!(!l.violated);
+        assert_eq!(l.requests_over, 0);
+        assert_eq!(l.share_over, 0.0);
+        let t = &s.sla[1];
+        assert_eq!(t.metric, SlaMetric::TtftP99);
+        assert_eq!(t.observed_ms, None);
+        assert!(!t.violated);
+        assert_eq!((t.requests_over, t.share_over), (0, 0.0));
+
+        // Add 5 slow ones (200 ms) → 105 requests, p99 = 200 ms, 5 over.
+        for _ in 0..5 {
+            st.record(1, &rec(200 * MS));
+        }
+        // Streams: TTFT 100 ms and 300 ms → p99 300 ms > 200 ms, 1 of 2 over.
+        st.record(1, &stream_rec(0, 100, 150, 2, None, None));
+        st.record(1, &stream_rec(0, 300, 350, 2, None, None));
+        let s = st.report(1.0).server.unwrap();
+        let l = &s.sla[0];
+        assert!(l.violated);
+        // 107 samples: the 106th smallest is 200 ms.
+        assert!(close(l.observed_ms.unwrap(), 200.0, 1e-3));
+        // 5 × 200 ms + the 150 ms and 350 ms streams.
+        assert_eq!(l.requests_over, 7);
+        assert!(close(l.share_over, 7.0 / 107.0, 1e-12));
+        let t = &s.sla[1];
+        assert!(t.violated);
+        assert!(close(t.observed_ms.unwrap(), 300.0, 1e-3));
+        assert_eq!(t.requests_over, 1);
+        assert_eq!(t.share_over, 0.5);
+        let text = render_text(&st.report(1.0));
+        assert!(text.contains("VIOLATED"), "{text}");
+    }
+
+    #[test]
+    fn take_interval_resets() {
+        let mut st = RequestStats::new(SlaTargets::default());
+        st.set_in_flight(Role::Server, 2);
+        for ms in [10, 20, 30] {
+            st.record(1, &rec(ms * MS));
+        }
+        let mut bad = rec(40 * MS);
+        bad.status = Some(500);
+        st.record(1, &bad);
+        let mut c = rec(MS);
+        c.role = Role::Client;
+        st.record(1, &c); // client: not in the interval
+        let i = st.take_interval();
+        assert_eq!(i.requests, 4);
+        assert_eq!(i.errors, 1);
+        assert!(close(i.p50_us.unwrap(), 20_000.0, 1e-3));
+        assert!(close(i.p99_us.unwrap(), 40_000.0, 1e-3));
+        assert_eq!(i.ttft_p50_us, None);
+        assert_eq!(i.in_flight, 2);
+        let i = st.take_interval();
+        assert_eq!(
+            i,
+            IntervalRequests {
+                in_flight: 2,
+                ..Default::default()
+            }
+        );
+        st.record(1, &rec(5 * MS));
+        let i = st.take_interval();
+        assert_eq!(i.requests, 1);
+        assert!(close(i.p99_us.unwrap(), 5_000.0, 1e-3));
+        // The session totals are untouched by the intervals.
+        assert_eq!(st.report(1.0).server.unwrap().requests, 5);
+    }
+
+    #[test]
+    fn report_json_shape() {
+        let mut st = RequestStats::new(SlaTargets {
+            p99: Some(Duration::from_millis(50)),
+            ttft: None,
+        });
+        st.record(1, &rec(10 * MS));
+        st.record(1, &stream_rec(0, 100, 1100, 11, Some(5), None));
+        let v = serde_json::to_value(st.report(1.0)).unwrap();
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj.keys().collect::<Vec<_>>(), ["client", "server"]);
+        assert!(v["client"].is_null());
+        let s = v["server"].as_object().unwrap();
+        let mut keys: Vec<_> = s.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "by_method",
+                "by_process",
+                "by_status",
+                "bytes_in",
+                "bytes_out",
+                "errors",
+                "in_flight",
+                "latency",
+                "requests",
+                "requests_per_s",
+                "sla",
+                "streaming",
+                "time_to_headers"
+            ]
+        );
+        let mut ek: Vec<_> = s["errors"].as_object().unwrap().keys().cloned().collect();
+        ek.sort_unstable();
+        assert_eq!(
+            ek,
+            [
+                "closed_before_response",
+                "closed_mid_response",
+                "reset",
+                "status_4xx",
+                "status_5xx",
+                "total"
+            ]
+        );
+        assert_eq!(s["by_status"]["200"], 2);
+        assert_eq!(s["by_method"]["POST"], 1);
+        assert_eq!(s["by_process"][0]["pid"], 1);
+        assert_eq!(s["by_process"][0]["requests"], 2);
+        assert_eq!(s["by_process"][0]["errors"], 0);
+        let mut dk: Vec<_> = s["latency"].as_object().unwrap().keys().cloned().collect();
+        dk.sort_unstable();
+        assert_eq!(
+            dk,
+            [
+                "count",
+                "max_us",
+                "mean_us",
+                "min_us",
+                "p50_us",
+                "p90_us",
+                "p95_us",
+                "p999_us",
+                "p99_us",
+                "stddev_us"
+            ]
+        );
+        assert!(s["latency"]["p50_us"].is_f64());
+        assert!(s["time_to_headers"].is_object());
+        let sm = s["streaming"].as_object().unwrap();
+        for k in [
+            "streams",
+            "events",
+            "events_per_stream_mean",
+            "ttft",
+            "inter_token",
+            "duration",
+            "prompt_tokens",
+            "completion_tokens",
+            "output_tokens",
+            "prefill_tokens_per_s",
+            "decode_tokens_per_s",
+            "output_tokens_per_s",
+        ] {
+            assert!(sm.contains_key(k), "{k}");
+        }
+        assert_eq!(sm.len(), 12);
+        assert_eq!(sm["completion_tokens"], 0);
+        assert_eq!(sm["output_tokens"], 11);
+        let sla = &s["sla"][0];
+        assert_eq!(sla["metric"], "latency_p99");
+        assert_eq!(sla["threshold_ms"], 50.0);
+        assert!(sla["observed_ms"].is_f64());
+        assert_eq!(sla["violated"], true);
+        assert_eq!(sla["requests_over"], 1);
+        assert_eq!(sla["share_over"], 0.5);
+        assert_eq!(sla.as_object().unwrap().len(), 6);
+        // Round trip.
+        let back: HttpReport = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(back).unwrap(), v);
+        // Empty: both null.
+        let v = serde_json::to_value(RequestStats::new(SlaTargets::default()).report(1.0)).unwrap();
+        assert_eq!(v, serde_json::json!({"server": null, "client": null}));
+    }
+
+    #[test]
+    fn ttft_sla_json_without_streams_is_null_observed() {
+        let mut st = RequestStats::new(SlaTargets {
+            p99: None,
+            ttft: Some(Duration::from_millis(500)),
+        });
+        st.record(1, &rec(MS));
+        let v = serde_json::to_value(st.report(1.0)).unwrap();
+        let sla = &v["server"]["sla"][0];
+        assert_eq!(sla["metric"], "ttft_p99");
+        assert!(sla["observed_ms"].is_null());
+        assert_eq!(sla["violated"], false);
+        assert!(v["server"]["streaming"].is_null());
+    }
+
+    #[test]
+    fn by_method_is_capped() {
+        let mut st = RequestStats::new(SlaTargets::default());
+        let mut r = rec(MS);
+        for i in 0..100 {
+            r.method = format!("M{i}");
+            st.record(1, &r);
+        }
+        r.method = "M0".into();
+        st.record(1, &r);
+        let s = st.report(1.0).server.unwrap();
+        assert_eq!(s.by_method.len(), MAX_METHODS);
+        assert_eq!(s.by_method["M0"], 2);
+        assert_eq!(s.by_method["OTHER"], 100 - (MAX_METHODS as u64 - 1));
+        assert_eq!(s.by_method.values().sum::<u64>(), 101);
+    }
+
+    #[test]
+    fn event_line_json() {
+        let mut r = rec(3 * MS);
+        r.status = None;
+        r.headers_ns = None;
+        r.outcome = Outcome::ClosedBeforeResponse;
+        let line = EventLine::new(42, &r, 1_700_000_000_000_000_000 - 1_000 * MS as i128);
+        let mut buf = Vec::new();
+        write_event(&mut buf, &line).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.ends_with('\n'));
+        assert_eq!(text.matches('\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let obj = v.as_object().unwrap();
+        let mut keys: Vec<_> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "error",
+                "events",
+                "framing_lost",
+                "headers_us",
+                "latency_us",
+                "method",
+                "outcome",
+                "output_tokens",
+                "pid",
+                "prompt_tokens",
+                "request_bytes",
+                "response_bytes",
+                "role",
+                "status",
+                "ts_unix_s",
+                "ttft_us"
+            ]
+        );
+        assert!(!text.contains("path") && !text.contains("body") && !text.contains("payload"));
+        assert_eq!(v["ts_unix_s"], 1_700_000_000.0);
+        assert_eq!(v["pid"], 42);
+        assert_eq!(v["role"], "server");
+        assert_eq!(v["method"], "GET");
+        assert!(v["status"].is_null());
+        assert_eq!(v["outcome"], "closed-before-response");
+        assert_eq!(v["error"], true);
+        assert_eq!(v["latency_us"], 3000.0);
+        assert!(v["headers_us"].is_null());
+        assert!(v["ttft_us"].is_null());
+        assert!(v["events"].is_null());
+        assert!(v["prompt_tokens"].is_null());
+        assert!(v["output_tokens"].is_null());
+        assert_eq!(v["request_bytes"], 100);
+        assert_eq!(v["framing_lost"], false);
+
+        // A stream: the stream fields are filled.
+        let s = stream_rec(10, 110, 1110, 4, Some(9), None);
+        let v = serde_json::to_value(EventLine::new(1, &s, 0)).unwrap();
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["error"], false);
+        assert_eq!(v["outcome"], "complete");
+        assert_eq!(v["ttft_us"], 100_000.0);
+        assert_eq!(v["headers_us"], 0.0);
+        assert_eq!(v["events"], 4);
+        assert_eq!(v["prompt_tokens"], 9);
+        assert_eq!(v["output_tokens"], 4);
+        assert!(close(v["ts_unix_s"].as_f64().unwrap(), 0.01, 1e-12));
+    }
+
+    #[test]
+    fn render_text_sections() {
+        assert_eq!(
+            render_text(&RequestStats::new(SlaTargets::default()).report(1.0)),
+            ""
+        );
+        let mut st = RequestStats::new(SlaTargets {
+            p99: Some(Duration::from_millis(100)),
+            ttft: None,
+        });
+        for _ in 0..9 {
+            st.record(1, &rec(2 * MS));
+        }
+        let mut bad = rec(2 * MS);
+        bad.status = Some(502);
+        bad.outcome = Outcome::ClosedMidResponse;
+        st.record(1, &bad);
+        st.record(1, &stream_rec(0, 100, 1100, 11, Some(50), Some(20)));
+        let mut c = rec(MS);
+        c.role = Role::Client;
+        st.record(1, &c);
+        let text = render_text(&st.report(10.0));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with(
+                "HTTP server: 11 requests (1.1/s), 1 error (1 5xx, 1 closed mid-response), in flight 0"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("  latency     p50 2.0 ms"), "{text}");
+        assert!(text.contains("jitter (stddev)"), "{text}");
+        assert!(
+            text.contains("  streaming   1 streams, 11 events (11.0/stream); TTFT p50 100.0 ms"),
+            "{text}"
+        );
+        assert!(text.contains("20 output tokens (prompt 50)"), "{text}");
+        assert!(
+            text.contains("prefill 500.0 tok/s, decode 20.0 tok/s"),
+            "{text}"
+        );
+        assert!(text.contains("SLA         latency p99 "), "{text}");
+        assert!(
+            text.contains(": VIOLATED (9.1% of requests over)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nHTTP client (outbound): 1 requests (0.1/s), 0 errors, in flight 0\n"),
+            "{text}"
+        );
+        assert!(text.ends_with('\n'));
+    }
+}
