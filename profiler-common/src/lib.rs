@@ -164,8 +164,32 @@ pub struct NetConfig {
     pub sock_len_sk: u32,
     pub sock_len_family: u32,
     pub sock_len_protocol: u32,
-    pub _pad: u32,
+    /// Field offsets in `sock:inet_sock_set_state`.
+    pub state_skaddr: u32,
+    pub state_newstate: u32,
+    pub state_sport: u32,
+    pub state_dport: u32,
+    pub state_family: u32,
+    pub state_saddr_v6: u32,
+    pub state_daddr_v6: u32,
 }
+
+/// Addresses of an established TCP connection, from `sock:inet_sock_set_state`, keyed by the
+/// kernel socket address that socket events carry (`SockEventHeader::sk`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnAddrs {
+    pub family: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub _pad: u16,
+    /// IPv6 addresses; IPv4 appears as IPv4-mapped (::ffff:a.b.c.d), as the kernel fills them.
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+/// Capacity of the connection address map.
+pub const MAX_CONN_ADDRS: u32 = 65_536;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -176,4 +200,6 @@ mod pod {
     unsafe impl aya::Pod for super::TracepointOffsets {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::NetConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ConnAddrs {}
 }

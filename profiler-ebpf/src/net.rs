@@ -15,8 +15,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use profiler_common::{
-    CAPTURE_MAX, MAX_ACTIVE_CALLS, MAX_SOCKET_FDS, NetConfig, SockEventBuf, SockEventHeader,
-    counter, sock_event,
+    CAPTURE_MAX, ConnAddrs, MAX_ACTIVE_CALLS, MAX_CONN_ADDRS, MAX_SOCKET_FDS, NetConfig,
+    SockEventBuf, SockEventHeader, counter, sock_event,
 };
 
 use crate::maps::{bump, is_watched};
@@ -86,8 +86,59 @@ static NET_CONFIG: NetConfig = NetConfig {
     sock_len_sk: 0,
     sock_len_family: 0,
     sock_len_protocol: 0,
-    _pad: 0,
+    state_skaddr: 0,
+    state_newstate: 0,
+    state_sport: 0,
+    state_dport: 0,
+    state_family: 0,
+    state_saddr_v6: 0,
+    state_daddr_v6: 0,
 };
+
+/// Addresses of established TCP connections, by kernel socket address. Fed system-wide (state
+/// changes happen in softirq context, outside the process), bounded by LRU eviction.
+#[map]
+pub static CONN_ADDRS: LruHashMap<u64, ConnAddrs> = LruHashMap::with_max_entries(MAX_CONN_ADDRS, 0);
+
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_CLOSE: i32 = 7;
+
+/// `sock:inet_sock_set_state`: remember the addresses when a connection is established, forget
+/// them when it closes. Userspace looks them up by the `sk` of the socket events.
+#[tracepoint]
+pub fn sock_state(ctx: TracePointContext) -> u32 {
+    let cfg = config();
+    // SAFETY: offsets from this kernel's format file (NetConfig).
+    let (Ok(sk), Ok(newstate)) = (unsafe {
+        (
+            ctx.read_at::<u64>(cfg.state_skaddr as usize),
+            ctx.read_at::<i32>(cfg.state_newstate as usize),
+        )
+    }) else {
+        return 0;
+    };
+    if newstate == TCP_CLOSE {
+        let _ = CONN_ADDRS.remove(&sk);
+    } else if newstate == TCP_ESTABLISHED {
+        // SAFETY: as above.
+        let addrs = unsafe {
+            ConnAddrs {
+                family: ctx.read_at::<u16>(cfg.state_family as usize).unwrap_or(0),
+                sport: ctx.read_at::<u16>(cfg.state_sport as usize).unwrap_or(0),
+                dport: ctx.read_at::<u16>(cfg.state_dport as usize).unwrap_or(0),
+                _pad: 0,
+                saddr: ctx
+                    .read_at::<[u8; 16]>(cfg.state_saddr_v6 as usize)
+                    .unwrap_or([0; 16]),
+                daddr: ctx
+                    .read_at::<[u8; 16]>(cfg.state_daddr_v6 as usize)
+                    .unwrap_or([0; 16]),
+            }
+        };
+        let _ = CONN_ADDRS.insert(&sk, &addrs, 0);
+    }
+    0
+}
 
 #[inline(always)]
 fn config() -> NetConfig {

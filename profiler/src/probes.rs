@@ -7,7 +7,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{ProgramError, TracePoint},
 };
-use profiler_common::{NetConfig, ThreadStats, TracepointOffsets, counter};
+use profiler_common::{ConnAddrs, NetConfig, ThreadStats, TracepointOffsets, counter};
 use serde::Serialize;
 
 /// The compiled eBPF object, built by `build.rs` through aya-build.
@@ -188,6 +188,16 @@ pub const SOCK_PROBES: &[ProbeSpec] = &[
     ),
 ];
 
+/// Connection addresses and ports (both classification modes).
+pub const SOCK_STATE_PROBES: &[ProbeSpec] = &[ProbeSpec {
+    program: "sock_state",
+    category: "sock",
+    tracepoint: "inet_sock_set_state",
+    feature: "http",
+    required: false,
+    if_missing: "no local ports or peer addresses per connection",
+}];
+
 /// Socket classification inside the syscall (kernels that have these tracepoints).
 pub const SOCK_LENGTH_PROBES: &[ProbeSpec] = &[
     ProbeSpec {
@@ -241,6 +251,7 @@ pub struct Probes {
     threads: HashMap<MapData, u32, ThreadStats>,
     counters: PerCpuArray<MapData, u64>,
     socket_fds: HashMap<MapData, u64, u8>,
+    conn_addrs: HashMap<MapData, u64, ConnAddrs>,
     sock_events: Option<RingBuf<MapData>>,
     pub status: Vec<ProbeStatus>,
 }
@@ -267,6 +278,7 @@ impl Probes {
         let threads = HashMap::try_from(take("THREAD_STATS")?)?;
         let counters = PerCpuArray::try_from(take("COUNTERS")?)?;
         let socket_fds = HashMap::try_from(take("SOCKET_FDS")?)?;
+        let conn_addrs = HashMap::try_from(take("CONN_ADDRS")?)?;
         let sock_events = Some(RingBuf::try_from(take("SOCK_EVENTS")?)?);
         Ok(Self {
             ebpf,
@@ -274,6 +286,7 @@ impl Probes {
             threads,
             counters,
             socket_fds,
+            conn_addrs,
             sock_events,
             status: Vec::new(),
         })
@@ -309,14 +322,20 @@ impl Probes {
             .with_context(|| format!("marking fd {fd} of pid {tgid} as a socket"))
     }
 
-    /// Hands every queued socket event to `f`; returns how many there were.
-    pub fn drain_sock_events(&mut self, mut f: impl FnMut(&[u8])) -> u64 {
+    /// Hands every queued socket event to `f`, with a lookup of connection addresses by kernel
+    /// socket address; returns how many events there were.
+    pub fn drain_sock_events(
+        &mut self,
+        mut f: impl FnMut(&[u8], &dyn Fn(u64) -> Option<ConnAddrs>),
+    ) -> u64 {
         let Some(ring) = self.sock_events.as_mut() else {
             return 0;
         };
+        let addrs = &self.conn_addrs;
+        let lookup = |sk: u64| addrs.get(&sk, 0).ok();
         let mut n = 0;
         while let Some(item) = ring.next() {
-            f(&item);
+            f(&item, &lookup);
             n += 1;
         }
         n

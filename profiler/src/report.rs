@@ -10,7 +10,7 @@ use crate::{
     procstat::ProcSummary,
     requests::{HttpReport, render_text},
     sched::{LatencySummary, SchedTotals, bucket_high_ns, summarize_runq},
-    sockets::SocketCounters,
+    sockets::{EndpointRequests, SocketCounters},
     tracker::Tracker,
 };
 
@@ -54,6 +54,8 @@ pub struct HttpSection {
     /// Syscalls whose entry state was evicted before their exit.
     pub calls_evicted: u64,
     pub analysis: SocketCounters,
+    /// Requests per local address served and per peer called.
+    pub endpoints: Vec<EndpointRequests>,
 }
 
 #[derive(Debug, Serialize)]
@@ -353,6 +355,20 @@ fn write_http(out: &mut String, h: &HttpSection) {
     } else {
         out.push('\n');
         out.push_str(&requests);
+        let endpoints: Vec<String> = h
+            .endpoints
+            .iter()
+            .map(|e| {
+                let role = match e.role {
+                    crate::http::Role::Server => "served on",
+                    crate::http::Role::Client => "called",
+                };
+                format!("{role} {} {} ({} errors)", e.endpoint, e.requests, e.errors)
+            })
+            .collect();
+        if !endpoints.is_empty() {
+            let _ = writeln!(out, "  endpoints   {}", endpoints.join("; "));
+        }
     }
     let dropped = h.events_lost
         + h.calls_evicted

@@ -16,7 +16,7 @@ use crate::{
     cli::{Format, HttpArgs, OutputArgs},
     live::LiveView,
     preflight,
-    probes::{Probes, SCHED_PROBES, SOCK_LENGTH_PROBES, SOCK_PROBES},
+    probes::{Probes, SCHED_PROBES, SOCK_LENGTH_PROBES, SOCK_PROBES, SOCK_STATE_PROBES},
     procstat,
     report::{self, AgentUsage, EndReason, Health, HttpSection, ReportInputs},
     requests::{RequestStats, SlaTargets},
@@ -105,6 +105,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         } else {
             probes.attach(SOCK_LENGTH_PROBES)?;
         }
+        probes.attach(SOCK_STATE_PROBES)?;
         probes.attach(SOCK_PROBES)?;
         let stats = RequestStats::new(SlaTargets {
             p99: opts.http.sla_p99,
@@ -159,6 +160,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             events_lost: probes.sock_events_lost(),
             calls_evicted: probes.active_calls_evicted(),
             analysis: h.analyzer.counters(),
+            endpoints: h.analyzer.endpoints(),
         }
     });
     let report = report::build(ReportInputs {
@@ -225,7 +227,7 @@ fn unix_now_ns() -> i128 {
 }
 
 fn drain(probes: &mut Probes, http: &mut HttpCapture) {
-    probes.drain_sock_events(|bytes| http.analyzer.on_record(bytes));
+    probes.drain_sock_events(|bytes, addrs| http.analyzer.on_record(bytes, addrs));
 }
 
 fn announce(tracker: &Tracker, probes: &Probes, http: Option<&HttpCapture>) {

@@ -2,18 +2,70 @@
 //! per-request event log. Pure apart from the optional event-log writer: fed bytes, unit-tested
 //! with synthetic events.
 
-use std::{collections::HashMap, io::Write, mem::size_of};
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::Write,
+    mem::size_of,
+    net::{IpAddr, Ipv6Addr},
+};
 
-use profiler_common::{SockEventHeader, sock_event};
+use profiler_common::{ConnAddrs, SockEventHeader, sock_event};
 use serde::Serialize;
 
 use crate::{
     http::{CloseKind, Connection, Direction, Limits, RequestRecord, Role, Segment},
-    requests::{EventLine, RequestStats, write_event},
+    requests::{EventLine, RequestStats, is_error, write_event},
 };
 
 /// Connections tracked at once; beyond this the least recently active are dropped (counted).
 pub const MAX_CONNECTIONS: usize = 16_384;
+
+/// Distinct endpoints (local ports served, peers called) reported; the rest go to `other`.
+pub const MAX_ENDPOINTS: usize = 64;
+
+/// Where a connection's requests went: the local address a server answered on, or the peer an
+/// outbound call went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub local: (IpAddr, u16),
+    pub peer: (IpAddr, u16),
+}
+
+impl Endpoint {
+    pub fn from_addrs(a: &ConnAddrs) -> Self {
+        let ip = |b: [u8; 16]| {
+            let v6 = Ipv6Addr::from(b);
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        };
+        Self {
+            local: (ip(a.saddr), a.sport),
+            peer: (ip(a.daddr), a.dport),
+        }
+    }
+
+    /// The report key: the served address for a server, the called address for a client.
+    fn key(&self, role: Role) -> String {
+        let (ip, port) = match role {
+            Role::Server => self.local,
+            Role::Client => self.peer,
+        };
+        match ip {
+            IpAddr::V4(v4) => format!("{v4}:{port}"),
+            IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        }
+    }
+}
+
+/// Requests per endpoint, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointRequests {
+    pub role: Role,
+    /// `ip:port` served (server) or called (client); `unknown` when the connection's addresses
+    /// were not seen (Unix sockets, connections older than the session, fd-table mode).
+    pub endpoint: String,
+    pub requests: u64,
+    pub errors: u64,
+}
 
 /// One decoded ring-buffer record.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +115,9 @@ struct ConnEntry {
     conn: Connection,
     last_ts_ns: u64,
     peer_closed: bool,
+    /// Looked up once, at the first event that names the kernel socket.
+    endpoint: Option<Endpoint>,
+    endpoint_looked_up: bool,
 }
 
 pub struct SocketAnalyzer {
@@ -74,6 +129,7 @@ pub struct SocketAnalyzer {
     mono_to_unix_ns: i128,
     counters: SocketCounters,
     records: Vec<RequestRecord>,
+    endpoints: BTreeMap<(bool, String), EndpointRequests>,
     /// `PROFILER_DEBUG_SOCKETS=1`: print every socket event to stderr (development aid).
     debug: bool,
 }
@@ -92,19 +148,21 @@ impl SocketAnalyzer {
             mono_to_unix_ns,
             counters: SocketCounters::default(),
             records: Vec::new(),
+            endpoints: BTreeMap::new(),
             debug: std::env::var_os("PROFILER_DEBUG_SOCKETS").is_some_and(|v| v != "0"),
         }
     }
 
-    /// Feeds one raw ring-buffer record.
-    pub fn on_record(&mut self, bytes: &[u8]) {
+    /// Feeds one raw ring-buffer record; `addrs` finds a connection's addresses by its kernel
+    /// socket address.
+    pub fn on_record(&mut self, bytes: &[u8], addrs: &dyn Fn(u64) -> Option<ConnAddrs>) {
         match decode(bytes) {
-            Some(ev) => self.on_event(&ev),
+            Some(ev) => self.on_event(&ev, addrs),
             None => self.counters.malformed_events += 1,
         }
     }
 
-    pub fn on_event(&mut self, ev: &SockEvent<'_>) {
+    pub fn on_event(&mut self, ev: &SockEvent<'_>, addrs: &dyn Fn(u64) -> Option<ConnAddrs>) {
         self.counters.events += 1;
         let h = &ev.header;
         if self.debug {
@@ -157,11 +215,15 @@ impl SocketAnalyzer {
                     };
                     let mut records = std::mem::take(&mut self.records);
                     let entry = self.entry(key, h.ts_ns);
+                    if !entry.endpoint_looked_up && h.sk != 0 {
+                        entry.endpoint_looked_up = true;
+                        entry.endpoint = addrs(h.sk).map(|a| Endpoint::from_addrs(&a));
+                    }
                     if entry.conn.is_http() {
                         entry.conn.on_segment(&seg, &mut records);
                     }
                     self.records = records;
-                    self.flush_records(h.tgid);
+                    self.flush_records(key);
                 }
             }
             _ => self.counters.malformed_events += 1,
@@ -180,6 +242,8 @@ impl SocketAnalyzer {
             conn: Connection::new(limits),
             last_ts_ns: ts_ns,
             peer_closed: false,
+            endpoint: None,
+            endpoint_looked_up: false,
         });
         e.last_ts_ns = ts_ns;
         e
@@ -205,7 +269,7 @@ impl SocketAnalyzer {
                 e.conn.on_close(ts_ns, how, &mut self.records);
             }
             self.fold_drops(&e.conn);
-            self.flush_records(key.0);
+            self.flush_records_to(key.0, e.endpoint);
         }
     }
 
@@ -217,9 +281,35 @@ impl SocketAnalyzer {
         self.counters.pending_overflow += conn.drops.pending_overflow;
     }
 
-    fn flush_records(&mut self, pid: u32) {
+    fn flush_records(&mut self, key: (u32, i32)) {
+        let endpoint = self.conns.get(&key).and_then(|e| e.endpoint);
+        self.flush_records_to(key.0, endpoint);
+    }
+
+    fn flush_records_to(&mut self, pid: u32, endpoint: Option<Endpoint>) {
         for rec in self.records.drain(..) {
             self.stats.record(pid, &rec);
+            let name = endpoint.map_or_else(|| "unknown".to_string(), |e| e.key(rec.role));
+            let slot_key = if self.endpoints.len() < MAX_ENDPOINTS
+                || self
+                    .endpoints
+                    .contains_key(&(rec.role == Role::Client, name.clone()))
+            {
+                (rec.role == Role::Client, name)
+            } else {
+                (rec.role == Role::Client, "other".to_string())
+            };
+            let slot = self
+                .endpoints
+                .entry(slot_key.clone())
+                .or_insert_with(|| EndpointRequests {
+                    role: rec.role,
+                    endpoint: slot_key.1,
+                    requests: 0,
+                    errors: 0,
+                });
+            slot.requests += 1;
+            slot.errors += u64::from(is_error(&rec));
             if let Some(log) = self.event_log.as_mut() {
                 let line = EventLine::new(pid, &rec, self.mono_to_unix_ns);
                 if write_event(log, &line).is_err() {
@@ -261,6 +351,11 @@ impl SocketAnalyzer {
             }
         }
         c
+    }
+
+    /// Requests per endpoint (local address served, or peer called).
+    pub fn endpoints(&self) -> Vec<EndpointRequests> {
+        self.endpoints.values().cloned().collect()
     }
 
     /// Flushes the event log (at the end of the session).

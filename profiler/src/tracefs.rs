@@ -131,6 +131,16 @@ pub fn net_config(tracefs: &Path, capture_bytes: u32) -> NetConfig {
         }
         None => cfg.fd_table_only = 1,
     }
+    if let Ok(f) = read_format(tracefs, "sock/inet_sock_set_state") {
+        let at = |name| field_offset(&f, name).unwrap_or(0);
+        cfg.state_skaddr = at("skaddr");
+        cfg.state_newstate = at("newstate");
+        cfg.state_sport = at("sport");
+        cfg.state_dport = at("dport");
+        cfg.state_family = at("family");
+        cfg.state_saddr_v6 = at("saddr_v6");
+        cfg.state_daddr_v6 = at("daddr_v6");
+    }
     cfg
 }
 

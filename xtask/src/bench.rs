@@ -4,6 +4,8 @@
 //! voluntary context switches and two wakeups) timed without and with the profiler attached,
 //! alternating, median of several runs. The difference per round divided by the context
 //! switches per round (counted by the profiler itself) is the cost per context switch.
+//!
+//! HTTP: see `bench_http` (nginx under wrk, throughput with and without the profiler).
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -73,6 +75,14 @@ pub fn run() -> Result<()> {
         "sched probes: {base:.0} ns/round alone, {probed:.0} ns/round profiled, \
          {per_round:.2} switches/round => {added:.0} ns added per context switch"
     );
+
+    let http = crate::bench_http::run(&bin("profiler"))?;
+    println!("{}", serde_json::to_string_pretty(&http.json)?);
+    std::fs::write(
+        out.join("http.json"),
+        serde_json::to_string_pretty(&http.json)?,
+    )?;
+    println!("{}", http.summary);
     Ok(())
 }
 
@@ -119,6 +129,8 @@ fn pingpong_profiled() -> Result<ProfiledRun> {
             "json",
             "--interval",
             "1s",
+            // Socket probes would add the pipe reads' syscall cost: measure the scheduler alone.
+            "--no-http",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's automation. Every command installs what it needs first.
 
 mod bench;
+mod bench_http;
 mod demo;
 mod setup;
 mod shell;
@@ -15,7 +16,8 @@ commands:
           built against the nightly's LLVM, bpftool); quick when everything is present
   demo    build, start the built-in demo workload, attach the profiler for 10 s, print the report
   test    fmt check, clippy -D warnings, unit tests, privileged end-to-end tests (as root)
-  bench   overhead benchmarks (ns added per context switch; agent CPU and RSS)";
+  bench   overhead benchmarks: ns added per context switch; nginx throughput with and without
+          the profiler; agent CPU per request and RSS";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -14,6 +14,10 @@ const PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "bpftool",
     "util-linux",
+    // End-to-end HTTP tests and benchmarks: real third-party servers and load generators.
+    "nginx",
+    "wrk",
+    "curl",
 ];
 
 pub fn run() -> Result<()> {
