@@ -123,10 +123,15 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
         Err(e) => Err(anyhow!("{e:#}")),
     };
     let required_ok = caps_ok && btf.is_file() && tracefs_is_ok && tracepoints.is_ok();
+    lines.push(line("tracepoints", tracepoints, "no scheduler metrics"));
+    let sockets = match &mut probes {
+        Ok(p) => socket_probes(p, &tracefs_dir),
+        Err(e) => Err(anyhow!("{e:#}")),
+    };
     lines.push(line(
-        "tracepoints",
-        tracepoints,
-        "no scheduler metrics (and, later, no socket metrics)",
+        "socket syscalls",
+        sockets,
+        "no HTTP request, latency or streaming (TTFT, tokens) metrics",
     ));
     let (uprobes, kprobes, fentry) = match &mut probes {
         Ok(p) => (uprobe_selftest(p), kprobe_selftest(p), fentry_selftest(p)),
@@ -186,6 +191,41 @@ fn privileges(caps_ok: bool) -> Result<String> {
             "uid {euid} without CAP_SYS_ADMIN or CAP_BPF+CAP_PERFMON"
         )),
     }
+}
+
+/// Loads and attaches the socket probes as a session would; says how sockets are recognised.
+fn socket_probes(p: &mut Probes, tracefs_dir: &Path) -> Result<String> {
+    let net = tracefs::net_config(tracefs_dir, 0);
+    let start = p.status.len();
+    if net.fd_table_only == 0 {
+        p.attach(probes::SOCK_LENGTH_PROBES)?;
+    }
+    p.attach(probes::SOCK_STATE_PROBES)?;
+    p.attach(probes::SOCK_PROBES)?;
+    let status = &p.status[start..];
+    let attached = status.iter().filter(|s| s.attached).count();
+    let core = [
+        "sys_enter_read",
+        "sys_enter_write",
+        "sys_exit_read",
+        "sys_exit_write",
+    ];
+    if let Some(failed) = status
+        .iter()
+        .find(|s| !s.attached && core.iter().any(|c| s.attach_point.ends_with(c)))
+    {
+        return Err(anyhow!(
+            "{}: {}",
+            failed.attach_point,
+            failed.error.as_deref().unwrap_or("not attached")
+        ));
+    }
+    let mode = if net.fd_table_only == 0 {
+        "sockets recognised inside each syscall (sock:sock_*_length)"
+    } else {
+        "no sock:sock_recv_length: sockets recognised from accept/connect and the fd table"
+    };
+    Ok(format!("{attached}/{} attached; {mode}", status.len()))
 }
 
 fn uprobe_selftest(p: &mut Probes) -> Result<String> {
