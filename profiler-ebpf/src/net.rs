@@ -101,10 +101,11 @@ static NET_CONFIG: NetConfig = NetConfig {
 pub static CONN_ADDRS: LruHashMap<u64, ConnAddrs> = LruHashMap::with_max_entries(MAX_CONN_ADDRS, 0);
 
 const TCP_ESTABLISHED: i32 = 1;
-const TCP_CLOSE: i32 = 7;
 
-/// `sock:inet_sock_set_state`: remember the addresses when a connection is established, forget
-/// them when it closes. Userspace looks them up by the `sk` of the socket events.
+/// `sock:inet_sock_set_state`: remember the addresses when a connection is established.
+/// Entries are not removed on close: userspace drains events after the fact and a short
+/// connection is often closed by then. A reused socket address is overwritten at its next
+/// establishment; the LRU bounds the rest.
 #[tracepoint]
 pub fn sock_state(ctx: TracePointContext) -> u32 {
     let cfg = config();
@@ -117,9 +118,7 @@ pub fn sock_state(ctx: TracePointContext) -> u32 {
     }) else {
         return 0;
     };
-    if newstate == TCP_CLOSE {
-        let _ = CONN_ADDRS.remove(&sk);
-    } else if newstate == TCP_ESTABLISHED {
+    if newstate == TCP_ESTABLISHED {
         // SAFETY: as above.
         let addrs = unsafe {
             ConnAddrs {

@@ -325,7 +325,7 @@ impl SocketAnalyzer {
         let mut client = 0;
         for e in self.conns.values() {
             let n = e.conn.in_flight() as u64;
-            match conn_role(&e.conn) {
+            match e.conn.role() {
                 Some(Role::Client) => client += n,
                 _ => server += n,
             }
@@ -367,9 +367,4 @@ impl SocketAnalyzer {
             self.counters.event_log_errors += 1;
         }
     }
-}
-
-// TEMP until Connection::role exists.
-fn conn_role(_c: &Connection) -> Option<Role> {
-    None
 }
