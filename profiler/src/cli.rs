@@ -78,7 +78,8 @@ pub struct OutputArgs {
     /// Write the final report to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Do not print the live summary.
+    /// Do not print the live summary (the one-line "attached" notice and warnings still go to
+    /// stderr).
     #[arg(long, short)]
     pub quiet: bool,
     #[command(flatten)]

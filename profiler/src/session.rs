@@ -127,9 +127,8 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         (Some(gated), Target::Command(cmd)) => Some(gated.release(&cmd[0])?),
         _ => None,
     };
-    if !opts.quiet {
-        announce(&tracker, &probes, http.as_ref());
-    }
+    // Always: scripts and tests wait for this line to know every probe is in place.
+    announce(&tracker, &probes, http.as_ref());
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

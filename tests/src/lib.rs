@@ -1,6 +1,8 @@
 //! Helpers for the privileged end-to-end tests: start the real profiler binary and real
 //! workloads, read their output, and check what is loaded in the kernel with bpftool.
 
+pub mod http;
+
 use std::{
     io::{BufRead as _, BufReader, Write as _},
     path::PathBuf,
