@@ -30,8 +30,9 @@ const LAYOUT_IOV: u8 = 2;
 /// `(fd, msghdr, flags)`: recvmsg, sendmsg.
 const LAYOUT_MSG: u8 = 3;
 
-/// iovec entries inspected per call for the capture; later ones only count as length.
-const MAX_IOV: u64 = 8;
+/// iovec entries inspected per call for the capture (hyper writes a chunked SSE event as 3);
+/// later ones only count as length.
+const MAX_IOV: u64 = 32;
 
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;

@@ -107,6 +107,9 @@ pub struct SocketCounters {
     pub head_overflow: u64,
     /// Pipelined requests beyond the per-connection limit.
     pub pending_overflow: u64,
+    /// Segments skipped to find the next request boundary (connections joined mid-exchange,
+    /// bytes that could not be framed).
+    pub resync_skips: u64,
     /// Lines that could not be written to the `--events` file.
     pub event_log_errors: u64,
 }
@@ -279,6 +282,7 @@ impl SocketAnalyzer {
         }
         self.counters.head_overflow += conn.drops.head_overflow;
         self.counters.pending_overflow += conn.drops.pending_overflow;
+        self.counters.resync_skips += conn.drops.desync;
     }
 
     fn flush_records(&mut self, key: (u32, i32)) {
@@ -346,6 +350,7 @@ impl SocketAnalyzer {
         for e in self.conns.values() {
             c.head_overflow += e.conn.drops.head_overflow;
             c.pending_overflow += e.conn.drops.pending_overflow;
+            c.resync_skips += e.conn.drops.desync;
             if !e.conn.is_http() {
                 c.not_http_connections += 1;
             }

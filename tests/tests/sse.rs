@@ -98,6 +98,8 @@ fn sse_streams_with_usage() {
         assert_eq!(e["events"], 21, "{e}");
         assert_eq!(e["output_tokens"], 20, "{e}");
         assert_eq!(e["status"], 200, "{e}");
+        // hyper writes each chunk as several iovecs: all of them must be captured.
+        assert_eq!(e["framing_lost"], false, "{e}");
     }
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_http;
 mod demo;
+mod fuzz;
 mod setup;
 mod shell;
 mod test;
@@ -16,6 +17,7 @@ commands:
           built against the nightly's LLVM, bpftool); quick when everything is present
   demo    build, start the built-in demo workload, attach the profiler for 10 s, print the report
   test    fmt check, clippy -D warnings, unit tests, privileged end-to-end tests (as root)
+  fuzz [SECONDS]  fuzz the HTTP/SSE analyzer (cargo-fuzz, nightly; default 60 s)
   bench   overhead benchmarks: ns added per context switch; nginx throughput with and without
           the profiler; agent CPU per request and RSS";
 
@@ -26,6 +28,14 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(),
         Some("test") => test::run(),
         Some("bench") => bench::run(),
+        Some("fuzz") => match args.get(1).map(|s| s.parse::<u64>()) {
+            None => fuzz::run(60),
+            Some(Ok(seconds)) => fuzz::run(seconds),
+            Some(Err(_)) => {
+                eprintln!("xtask: fuzz takes a number of seconds\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -12,6 +12,9 @@ use crate::{
     shell::{self, cargo, root},
 };
 
+/// Bounded fuzzing of the HTTP analyzer in every test run (longer runs: `cargo xtask fuzz N`).
+const FUZZ_SECONDS: u64 = 30;
+
 #[derive(Default)]
 struct Tally {
     passed: u64,
@@ -46,6 +49,16 @@ pub fn run() -> Result<()> {
         ]),
         &mut tally,
     )?;
+
+    println!("\n== fuzzing the HTTP/SSE analyzer ({FUZZ_SECONDS} s)");
+    let fuzz_ok = crate::fuzz::run(FUZZ_SECONDS)
+        .inspect_err(|e| println!("fuzz: {e:#}"))
+        .is_ok();
+    if fuzz_ok {
+        tally.passed += 1;
+    } else {
+        tally.failed += 1;
+    }
 
     println!("\n== end-to-end tests (real eBPF; need root)");
     let skip_log = root().join("target/e2e-skips.txt");
