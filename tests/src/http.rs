@@ -16,7 +16,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{Profiler, read_report, temp_path};
+use crate::{Profiler, profiler_bin, read_report, temp_path};
 
 /// Static files the servers serve: a small one and one far bigger than the profiler's default
 /// 512-byte capture.
@@ -400,6 +400,14 @@ impl HyperServer {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    pub fn addr(&self) -> (&'static str, u16) {
+        ("127.0.0.1", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Ground-truth lines written so far (a request's line is written when the next request on
     /// its connection starts or the connection closes).
     pub fn truth(&self) -> Vec<Value> {
@@ -640,6 +648,17 @@ pub fn profile<R>(
     events: bool,
     load: impl FnOnce() -> R,
 ) -> (Profiled, R) {
+    profile_env(pid, extra, &[], events, load)
+}
+
+/// [`profile`] with extra environment variables for the profiler.
+pub fn profile_env<R>(
+    pid: u32,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    events: bool,
+    load: impl FnOnce() -> R,
+) -> (Profiled, R) {
     let tag = format!("http-{pid}-{}", free_port());
     let out = temp_path(&format!("{tag}.json"));
     let events_path = temp_path(&format!("{tag}.events.jsonl"));
@@ -657,8 +676,10 @@ pub fn profile<R>(
         args.extend(["--events", events_path.to_str().expect("utf-8 temp path")]);
     }
     args.extend(extra);
+    let mut cmd = std::process::Command::new(profiler_bin());
+    cmd.args(&args).envs(env.iter().copied());
     let mut session = Session {
-        profiler: Some(Profiler::start(&args)),
+        profiler: Some(Profiler::start_with(&mut cmd)),
         files: vec![out.clone(), events_path.clone()],
     };
     let profiler = session.profiler.as_mut().expect("profiler");

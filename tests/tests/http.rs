@@ -257,7 +257,7 @@ fn python_http_server_no_keepalive_c4_count() {
 fn hyper_delay(keepalive: bool) {
     let hyper = HyperServer::start(&["--workers", "2"]);
     let url = hyper.url("/delay?ms=1-5");
-    let (run, (one, eight)) = profile(hyper.pid(), &[], true, || {
+    let (run, (one, eight)) = profile(hyper.pid(), &["--sla-p99", "4ms"], true, || {
         (wrk(&url, 1, 100, keepalive), wrk(&url, 8, 40, keepalive))
     });
     let truth = hyper.stop();
@@ -283,6 +283,20 @@ fn hyper_delay(keepalive: bool) {
             TOLERANCE_US,
         );
     }
+
+    // --sla-p99 4ms: delays are 1-5 ms, so p99 is over and ~1/4 of the requests are.
+    let sla = &s["sla"][0];
+    println!("sla: {sla}");
+    assert_eq!(sla["metric"], "latency_p99");
+    let p99_ms = dist(s, "latency", "p99_us") / 1e3;
+    assert_eq!(sla["violated"], p99_ms > 4.0, "violated vs p99 {p99_ms} ms");
+    let over_truth = lat.iter().filter(|&&us| us > 4000.0).count() as f64;
+    let over = num(&sla["requests_over"], "sla.requests_over");
+    println!("requests over 4 ms: profiler {over}, server {over_truth}");
+    assert!(
+        (over - over_truth).abs() <= 2.0 + 0.01 * requests as f64,
+        "requests over the SLA: profiler {over}, server {over_truth}"
+    );
 
     println!("--events: {} lines", run.events.len());
     assert_eq!(run.events.len() as u64, requests, "--events lines");
@@ -391,4 +405,107 @@ fn hyper_500_and_reset_are_errors() {
         "the reset exchange's 200 head: {}",
         s["by_status"]
     );
+}
+
+/// Kernels without `sock:sock_recv_length` (6.1) recognise sockets from accept/connect and the
+/// fd table: forced here, the counts and latencies must be the same.
+#[test]
+fn fd_table_classification_counts_exactly() {
+    if !privileged("fd_table_classification_counts_exactly") {
+        return;
+    }
+    let hyper = HyperServer::start(&["--workers", "2"]);
+    let url = hyper.url("/delay?ms=1-3");
+    // A connection opened before the profiler attaches is found in the fd table.
+    let early = std::net::TcpStream::connect(hyper.addr()).expect("early connection");
+    let (run, (keep, close)) = profile_env(
+        hyper.pid(),
+        &[],
+        &[("PROFILER_SOCKETS_FROM_FD_TABLE", "1")],
+        false,
+        || {
+            use std::io::{Read as _, Write as _};
+            let mut early = early;
+            early
+                .write_all(b"GET /delay?ms=1-1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .expect("request on the early connection");
+            let mut body = Vec::new();
+            early.read_to_end(&mut body).expect("response");
+            (wrk(&url, 4, 25, true), wrk(&url, 2, 10, false))
+        },
+    );
+    let truth = hyper.stop();
+    assert_eq!(
+        run.report["http"]["socket_classification"], "fd-table",
+        "mode in the report"
+    );
+    let requests = keep.requests + close.requests + 1;
+    assert_eq!(truth.len() as u64, requests, "ground-truth lines");
+    let s = run.server();
+    println!("fd-table mode: {}", describe(s));
+    assert_counts(s, requests, "200");
+    no_errors(s);
+    let lat = truth_values(&truth, "latency_us");
+    assert_close(
+        "latency p50 vs server (fd-table mode)",
+        dist(s, "latency", "p50_us"),
+        percentile(&lat, 50.0),
+        TOLERANCE,
+        TOLERANCE_US,
+    );
+}
+
+/// Outbound calls: a process that connects and sends requests is the client; its requests are
+/// reported under `http.client` with the status the server answered.
+#[test]
+fn outbound_calls_are_client_requests() {
+    if !privileged("outbound_calls_are_client_requests") {
+        return;
+    }
+    let hyper = HyperServer::start(&[]);
+    let out = profiler_tests::temp_path("client-role.json");
+    let ok = hyper.url("/delay?ms=2-2");
+    let fail = hyper.url("/status/503");
+    let mut profiler = profiler_tests::Profiler::start(&[
+        "run",
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+        "--",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        &ok,
+        "-o",
+        "/dev/null",
+        &ok,
+        "-o",
+        "/dev/null",
+        &fail,
+    ]);
+    profiler.wait_attached();
+    let (status, _, stderr) = profiler.wait();
+    assert!(status.success(), "{stderr:?}");
+    let report = profiler_tests::read_report(&out);
+    let _ = std::fs::remove_file(&out);
+    let c = &report["http"]["client"];
+    println!("client side: {}", describe(c));
+    assert!(report["http"]["server"].is_null(), "curl serves nothing");
+    assert_eq!(count(&c["requests"], "client requests"), 3);
+    assert_eq!(count(&c["by_status"]["200"], "client 200s"), 2);
+    assert_eq!(count(&c["by_status"]["503"], "client 503s"), 1);
+    assert_eq!(count(&c["errors"]["status_5xx"], "client 5xx"), 1);
+    // Each call takes at least the server's 2 ms delay.
+    assert!(dist(c, "latency", "p50_us") >= 2000.0, "client latency p50");
+    let endpoints = report["http"]["endpoints"].as_array().expect("endpoints");
+    let port = hyper.port();
+    assert!(
+        endpoints
+            .iter()
+            .any(|e| e["role"] == "client" && e["endpoint"] == format!("127.0.0.1:{port}")),
+        "the called endpoint is named: {endpoints:?}"
+    );
+    hyper.stop();
 }
