@@ -135,7 +135,7 @@ pub fn sock_state(ctx: TracePointContext) -> u32 {
                     .unwrap_or([0; 16]),
             }
         };
-        let _ = CONN_ADDRS.insert(&sk, &addrs, 0);
+        let _ = CONN_ADDRS.insert(sk, addrs, 0);
     }
     0
 }
@@ -212,8 +212,8 @@ pub fn sock_enter_close(ctx: TracePointContext) -> u32 {
     let fd = fd as i32;
     let key = fd_key(tgid, fd);
     // SAFETY: the value is plain data; only its presence matters.
-    if unsafe { SOCKET_FDS.get(&key) }.is_some() {
-        let _ = SOCKET_FDS.remove(&key);
+    if unsafe { SOCKET_FDS.get(key) }.is_some() {
+        let _ = SOCKET_FDS.remove(key);
         let header = header(sock_event::CLOSE, tgid, id as u32, fd, 0, 0, 0);
         emit(header, None, 0);
     }
@@ -226,7 +226,7 @@ pub fn sock_enter_close(ctx: TracePointContext) -> u32 {
 pub fn sock_length(ctx: TracePointContext) -> u32 {
     let tid = bpf_get_current_pid_tgid() as u32;
     // Only threads of watched processes have an entry: for everything else this is one lookup.
-    let Some(call) = ACTIVE_CALLS.get_ptr_mut(&tid) else {
+    let Some(call) = ACTIVE_CALLS.get_ptr_mut(tid) else {
         return 0;
     };
     let cfg = config();
@@ -258,10 +258,10 @@ pub fn sock_exit(ctx: TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
     let tid = id as u32;
     // SAFETY: plain-data copy of the entry, removed right after.
-    let Some(call) = (unsafe { ACTIVE_CALLS.get(&tid) }).copied() else {
+    let Some(call) = (unsafe { ACTIVE_CALLS.get(tid) }).copied() else {
         return 0;
     };
-    let _ = ACTIVE_CALLS.remove(&tid);
+    let _ = ACTIVE_CALLS.remove(tid);
     // SAFETY: RET is the return value of every sys_exit_* tracepoint.
     let Ok(ret) = (unsafe { ctx.read_at::<i64>(RET) }) else {
         return 0;
@@ -271,7 +271,7 @@ pub fn sock_exit(ctx: TracePointContext) -> u32 {
         sock_event::ACCEPT => {
             if ret >= 0 {
                 let fd = ret as i32;
-                let _ = SOCKET_FDS.insert(&fd_key(tgid, fd), &1, 0);
+                let _ = SOCKET_FDS.insert(fd_key(tgid, fd), 1, 0);
                 emit(
                     header(sock_event::ACCEPT, tgid, tid, fd, ret, 0, 0),
                     None,
@@ -309,7 +309,7 @@ fn enter(ctx: &TracePointContext, kind: u8, layout: u8) -> u32 {
         )
     };
     if kind == sock_event::CONNECT && config().fd_table_only != 0 {
-        let _ = SOCKET_FDS.insert(&fd_key(tgid, fd), &1, 0);
+        let _ = SOCKET_FDS.insert(fd_key(tgid, fd), 1, 0);
     }
     let call = ActiveCall {
         buf,
@@ -321,7 +321,7 @@ fn enter(ctx: &TracePointContext, kind: u8, layout: u8) -> u32 {
         is_stream_socket: 0,
         family: 0,
     };
-    if ACTIVE_CALLS.insert(&(id as u32), &call, 0).is_err() {
+    if ACTIVE_CALLS.insert(id as u32, call, 0).is_err() {
         bump(counter::ACTIVE_CALLS_EVICTED);
     }
     0
@@ -331,12 +331,12 @@ fn enter(ctx: &TracePointContext, kind: u8, layout: u8) -> u32 {
 fn transfer_exit(call: &ActiveCall, tgid: u32, tid: u32, ret: i64) {
     let key = fd_key(tgid, call.fd);
     // SAFETY: the value is plain data; only its presence matters.
-    let known = unsafe { SOCKET_FDS.get(&key) }.is_some();
+    let known = unsafe { SOCKET_FDS.get(key) }.is_some();
     if call.is_stream_socket == 0 && !known {
         return;
     }
     if !known {
-        let _ = SOCKET_FDS.insert(&key, &1, 0);
+        let _ = SOCKET_FDS.insert(key, 1, 0);
     }
     let interesting = ret > 0
         || (ret == 0 && call.kind == sock_event::READ)
