@@ -93,7 +93,7 @@ pub mod counter {
     pub const UPROBE_SELFTEST_HITS: u32 = 2;
     /// Socket events dropped because the ring buffer was full.
     pub const SOCK_EVENTS_LOST: u32 = 3;
-    /// Socket syscalls whose entry state was evicted before their exit (`ACTIVE_CALLS` full).
+    /// Socket syscalls not traced because `MAX_ACTIVE_CALLS` were already in progress.
     pub const ACTIVE_CALLS_EVICTED: u32 = 4;
     pub const LEN: u32 = 5;
 }

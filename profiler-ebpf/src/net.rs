@@ -8,10 +8,11 @@
 //! do not exist, from `SOCKET_FDS`: accepted and connected fds plus the fd table scanned at attach.
 
 use aya_ebpf::{
+    EbpfContext as _,
     bindings::BPF_RB_NO_WAKEUP,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user, generated},
     macros::{map, tracepoint},
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::TracePointContext,
 };
 use profiler_common::{
@@ -64,9 +65,17 @@ struct ActiveCall {
     family: u8,
 }
 
+/// A plain (preallocated) hash: LRU updates cost ~3× more and this map is written twice per
+/// syscall. Entries are removed at the syscall's exit, or by `forget_call` when a thread exits
+/// inside one, so nothing accumulates.
 #[map]
-static ACTIVE_CALLS: LruHashMap<u32, ActiveCall> =
-    LruHashMap::with_max_entries(MAX_ACTIVE_CALLS, 0);
+static ACTIVE_CALLS: HashMap<u32, ActiveCall> = HashMap::with_max_entries(MAX_ACTIVE_CALLS, 0);
+
+/// Drops the syscall in progress of thread `tid` (it is exiting: its exit will never come).
+#[inline(always)]
+pub fn forget_call(tid: u32) {
+    let _ = ACTIVE_CALLS.remove(tid);
+}
 
 /// Fds known to be sockets, keyed `tgid << 32 | fd`, so close() and the fd-table mode know them.
 #[map]
@@ -147,6 +156,15 @@ fn config() -> NetConfig {
     unsafe { core::ptr::read_volatile(&NET_CONFIG) }
 }
 
+/// Reads a syscall tracepoint argument or return value in place. Tracepoint programs may load
+/// from their context directly at constant offsets, which saves a helper call per field.
+#[inline(always)]
+fn syscall_field(ctx: &TracePointContext, offset: usize) -> u64 {
+    // SAFETY: `offset` is one of the constant, 8-byte aligned ARG*/RET offsets, inside every
+    // `sys_enter_*`/`sys_exit_*` record; the verifier checks the access against the context.
+    unsafe { core::ptr::read((ctx.as_ptr() as *const u8).add(offset) as *const u64) }
+}
+
 #[inline(always)]
 fn fd_key(tgid: u32, fd: i32) -> u64 {
     ((tgid as u64) << 32) | fd as u32 as u64
@@ -205,11 +223,8 @@ pub fn sock_enter_close(ctx: TracePointContext) -> u32 {
     if !is_watched(tgid) {
         return 0;
     }
-    // SAFETY: ARG0 is the fd argument of sys_enter_close.
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(ARG0) }) else {
-        return 0;
-    };
-    let fd = fd as i32;
+    // ARG0 is the fd argument of sys_enter_close.
+    let fd = syscall_field(&ctx, ARG0) as i32;
     let key = fd_key(tgid, fd);
     // SAFETY: the value is plain data; only its presence matters.
     if unsafe { SOCKET_FDS.get(key) }.is_some() {
@@ -262,10 +277,8 @@ pub fn sock_exit(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let _ = ACTIVE_CALLS.remove(tid);
-    // SAFETY: RET is the return value of every sys_exit_* tracepoint.
-    let Ok(ret) = (unsafe { ctx.read_at::<i64>(RET) }) else {
-        return 0;
-    };
+    // RET is the return value of every sys_exit_* tracepoint.
+    let ret = syscall_field(&ctx, RET) as i64;
     let tgid = (id >> 32) as u32;
     match call.kind {
         sock_event::ACCEPT => {
@@ -300,14 +313,10 @@ fn enter(ctx: &TracePointContext, kind: u8, layout: u8) -> u32 {
     if !is_watched(tgid) {
         return 0;
     }
-    // SAFETY: ARG0..ARG2 are the first three arguments of every syscall these programs attach to.
-    let (fd, buf, count) = unsafe {
-        (
-            ctx.read_at::<u64>(ARG0).unwrap_or(u64::MAX) as i32,
-            ctx.read_at::<u64>(ARG1).unwrap_or(0),
-            ctx.read_at::<u64>(ARG2).unwrap_or(0),
-        )
-    };
+    // ARG0..ARG2 are the first three arguments of every syscall these programs attach to.
+    let fd = syscall_field(ctx, ARG0) as i32;
+    let buf = syscall_field(ctx, ARG1);
+    let count = syscall_field(ctx, ARG2);
     if kind == sock_event::CONNECT && config().fd_table_only != 0 {
         let _ = SOCKET_FDS.insert(fd_key(tgid, fd), 1, 0);
     }

@@ -26,6 +26,8 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
         // SAFETY: pointer from a successful lookup, valid for this run.
         unsafe { (*stats).flags |= THREAD_EXITED };
     }
+    // A thread killed inside a traced socket syscall never reaches its exit.
+    crate::net::forget_call(tid);
     0
 }
 

@@ -3,13 +3,14 @@
 //! with synthetic events.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     io::Write,
     mem::size_of,
     net::{IpAddr, Ipv6Addr},
 };
 
 use profiler_common::{ConnAddrs, SockEventHeader, sock_event};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::{
@@ -43,15 +44,11 @@ impl Endpoint {
         }
     }
 
-    /// The report key: the served address for a server, the called address for a client.
-    fn key(&self, role: Role) -> String {
-        let (ip, port) = match role {
+    /// The served address for a server, the called address for a client.
+    fn addr(&self, role: Role) -> (IpAddr, u16) {
+        match role {
             Role::Server => self.local,
             Role::Client => self.peer,
-        };
-        match ip {
-            IpAddr::V4(v4) => format!("{v4}:{port}"),
-            IpAddr::V6(v6) => format!("[{v6}]:{port}"),
         }
     }
 }
@@ -124,7 +121,8 @@ struct ConnEntry {
 }
 
 pub struct SocketAnalyzer {
-    conns: HashMap<(u32, i32), ConnEntry>,
+    /// Fx hashing: the keys are small integers chosen by the kernel, not by a peer.
+    conns: FxHashMap<(u32, i32), ConnEntry>,
     limits: Limits,
     pub stats: RequestStats,
     event_log: Option<Box<dyn Write>>,
@@ -132,7 +130,9 @@ pub struct SocketAnalyzer {
     mono_to_unix_ns: i128,
     counters: SocketCounters,
     records: Vec<RequestRecord>,
-    endpoints: BTreeMap<(bool, String), EndpointRequests>,
+    /// (is client, served/called address — `Some(None)` unknown, `None` other) → (requests,
+    /// errors).
+    endpoints: BTreeMap<(bool, Option<Option<(IpAddr, u16)>>), (u64, u64)>,
     /// `PROFILER_DEBUG_SOCKETS=1`: print every socket event to stderr (development aid).
     debug: bool,
 }
@@ -144,7 +144,7 @@ impl SocketAnalyzer {
         mono_to_unix_ns: i128,
     ) -> Self {
         Self {
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             limits: Limits::default(),
             stats,
             event_log,
@@ -293,27 +293,18 @@ impl SocketAnalyzer {
     fn flush_records_to(&mut self, pid: u32, endpoint: Option<Endpoint>) {
         for rec in self.records.drain(..) {
             self.stats.record(pid, &rec);
-            let name = endpoint.map_or_else(|| "unknown".to_string(), |e| e.key(rec.role));
-            let slot_key = if self.endpoints.len() < MAX_ENDPOINTS
-                || self
-                    .endpoints
-                    .contains_key(&(rec.role == Role::Client, name.clone()))
+            let client = rec.role == Role::Client;
+            let addr = endpoint.map(|e| e.addr(rec.role));
+            let key = if self.endpoints.len() < MAX_ENDPOINTS
+                || self.endpoints.contains_key(&(client, Some(addr)))
             {
-                (rec.role == Role::Client, name)
+                (client, Some(addr))
             } else {
-                (rec.role == Role::Client, "other".to_string())
+                (client, None)
             };
-            let slot = self
-                .endpoints
-                .entry(slot_key.clone())
-                .or_insert_with(|| EndpointRequests {
-                    role: rec.role,
-                    endpoint: slot_key.1,
-                    requests: 0,
-                    errors: 0,
-                });
-            slot.requests += 1;
-            slot.errors += u64::from(is_error(&rec));
+            let slot = self.endpoints.entry(key).or_default();
+            slot.0 += 1;
+            slot.1 += u64::from(is_error(&rec));
             if let Some(log) = self.event_log.as_mut() {
                 let line = EventLine::new(pid, &rec, self.mono_to_unix_ns);
                 if write_event(log, &line).is_err() {
@@ -360,7 +351,20 @@ impl SocketAnalyzer {
 
     /// Requests per endpoint (local address served, or peer called).
     pub fn endpoints(&self) -> Vec<EndpointRequests> {
-        self.endpoints.values().cloned().collect()
+        self.endpoints
+            .iter()
+            .map(|(&(client, addr), &(requests, errors))| EndpointRequests {
+                role: if client { Role::Client } else { Role::Server },
+                endpoint: match addr {
+                    None => "other".into(),
+                    Some(None) => "unknown".into(),
+                    Some(Some((IpAddr::V4(ip), port))) => format!("{ip}:{port}"),
+                    Some(Some((IpAddr::V6(ip), port))) => format!("[{ip}]:{port}"),
+                },
+                requests,
+                errors,
+            })
+            .collect()
     }
 
     /// Flushes the event log (at the end of the session).

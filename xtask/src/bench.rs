@@ -23,9 +23,16 @@ use crate::{
 const ROUNDS: &str = "200000";
 const REPEATS: usize = 5;
 
-pub fn run() -> Result<()> {
+/// `which`: `None` runs every benchmark, `Some("sched")` or `Some("http")` one.
+pub fn run(which: Option<&str>) -> Result<()> {
     if !is_root() {
         bail!("bench loads eBPF programs: run it as root");
+    }
+    if let Some(w) = which
+        && w != "sched"
+        && w != "http"
+    {
+        bail!("unknown benchmark {w:?}: sched or http");
     }
     setup::run()?;
     shell::run(cargo().args([
@@ -37,6 +44,24 @@ pub fn run() -> Result<()> {
         "-p",
         "profiler-tests",
     ]))?;
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    if which != Some("http") {
+        sched(&out)?;
+    }
+    if which != Some("sched") {
+        let http = crate::bench_http::run(&bin("profiler"))?;
+        println!("{}", serde_json::to_string_pretty(&http.json)?);
+        std::fs::write(
+            out.join("http.json"),
+            serde_json::to_string_pretty(&http.json)?,
+        )?;
+        println!("{}", http.summary);
+    }
+    Ok(())
+}
+
+fn sched(out: &std::path::Path) -> Result<()> {
     let mut without = Vec::new();
     let mut with = Vec::new();
     let mut switches_per_round = Vec::new();
@@ -65,8 +90,6 @@ pub fn run() -> Result<()> {
         "agent_max_rss_bytes": median(&mut agent_rss),
     });
     println!("{}", serde_json::to_string_pretty(&result)?);
-    let out = root().join("target/bench");
-    std::fs::create_dir_all(&out)?;
     std::fs::write(
         out.join("sched.json"),
         serde_json::to_string_pretty(&result)?,
@@ -75,14 +98,6 @@ pub fn run() -> Result<()> {
         "sched probes: {base:.0} ns/round alone, {probed:.0} ns/round profiled, \
          {per_round:.2} switches/round => {added:.0} ns added per context switch"
     );
-
-    let http = crate::bench_http::run(&bin("profiler"))?;
-    println!("{}", serde_json::to_string_pretty(&http.json)?);
-    std::fs::write(
-        out.join("http.json"),
-        serde_json::to_string_pretty(&http.json)?,
-    )?;
-    println!("{}", http.summary);
     Ok(())
 }
 
