@@ -111,6 +111,10 @@ pub struct SocketCounters {
     pub event_log_errors: u64,
 }
 
+/// (is client, served/called address — `Some(None)` unknown, `None` the `other` bucket); the
+/// value is (requests, errors).
+type EndpointKey = (bool, Option<Option<(IpAddr, u16)>>);
+
 struct ConnEntry {
     conn: Connection,
     last_ts_ns: u64,
@@ -130,9 +134,7 @@ pub struct SocketAnalyzer {
     mono_to_unix_ns: i128,
     counters: SocketCounters,
     records: Vec<RequestRecord>,
-    /// (is client, served/called address — `Some(None)` unknown, `None` other) → (requests,
-    /// errors).
-    endpoints: BTreeMap<(bool, Option<Option<(IpAddr, u16)>>), (u64, u64)>,
+    endpoints: BTreeMap<EndpointKey, (u64, u64)>,
     /// `PROFILER_DEBUG_SOCKETS=1`: print every socket event to stderr (development aid).
     debug: bool,
 }
