@@ -10,7 +10,7 @@ use crate::{
     procstat::ProcSummary,
     requests::{HttpReport, render_text},
     sched::{LatencySummary, SchedTotals, bucket_high_ns, summarize_runq},
-    sockets::{EndpointRequests, SocketCounters},
+    sockets::{ConnectionsReport, EndpointRequests, SocketCounters},
     tracker::Tracker,
 };
 
@@ -56,6 +56,8 @@ pub struct HttpSection {
     pub analysis: SocketCounters,
     /// Requests per local address served and per peer called.
     pub endpoints: Vec<EndpointRequests>,
+    /// Connection lifetimes (accept/connect → close) and keep-alive reuse.
+    pub connections: ConnectionsReport,
 }
 
 #[derive(Debug, Serialize)]
@@ -368,6 +370,20 @@ fn write_http(out: &mut String, h: &HttpSection) {
             .collect();
         if !endpoints.is_empty() {
             let _ = writeln!(out, "  endpoints   {}", endpoints.join("; "));
+        }
+        let c = &h.connections;
+        if let Some(d) = &c.duration {
+            let _ = writeln!(
+                out,
+                "  connections {} closed ({:.1} requests each), {} open at the end; lifetime \
+                 p50 {}  p99 {}  max {}",
+                c.closed,
+                c.requests_per_connection_mean,
+                c.open_at_end,
+                fmt_us(d.p50_us),
+                fmt_us(d.p99_us),
+                fmt_us(d.max_us)
+            );
         }
     }
     let dropped = h.events_lost

@@ -171,12 +171,12 @@ pub struct IntervalRequests {
 // Accumulation.
 // ---------------------------------------------------------------------------------------------
 
-fn new_hist() -> Histogram<u64> {
+pub(crate) fn new_hist() -> Histogram<u64> {
     // Auto-resizing: grows only to the largest value seen, and values are clamped to `MAX_NS`.
     Histogram::new(SIGFIG).expect("3 significant digits is a valid histogram precision")
 }
 
-fn record_ns(h: &mut Histogram<u64>, ns: u64) {
+pub(crate) fn record_ns(h: &mut Histogram<u64>, ns: u64) {
     let v = ns.clamp(1, MAX_NS);
     // `record` grows an auto-resizing histogram; `saturating_record` would clamp to its
     // current range instead. Growing fails only if the allocation does.
@@ -189,7 +189,7 @@ fn ns_to_us(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
 
-fn dist(h: &Histogram<u64>) -> Option<Dist> {
+pub(crate) fn dist(h: &Histogram<u64>) -> Option<Dist> {
     if h.is_empty() {
         return None;
     }

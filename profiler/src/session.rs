@@ -160,6 +160,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             calls_evicted: probes.active_calls_evicted(),
             analysis: h.analyzer.counters(),
             endpoints: h.analyzer.endpoints(),
+            connections: h.analyzer.connections(),
         }
     });
     let report = report::build(ReportInputs {

@@ -9,13 +9,14 @@ use std::{
     net::{IpAddr, Ipv6Addr},
 };
 
+use hdrhistogram::Histogram;
 use profiler_common::{ConnAddrs, SockEventHeader, sock_event};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::{
     http::{CloseKind, Connection, Direction, Limits, RequestRecord, Role, Segment},
-    requests::{EventLine, RequestStats, is_error, write_event},
+    requests::{Dist, EventLine, RequestStats, dist, is_error, new_hist, record_ns, write_event},
 };
 
 /// Connections tracked at once; beyond this the least recently active are dropped (counted).
@@ -62,6 +63,52 @@ pub struct EndpointRequests {
     pub endpoint: String,
     pub requests: u64,
     pub errors: u64,
+}
+
+/// Connections the session saw from accept/connect to close.
+struct ConnLifetimes {
+    closed: u64,
+    requests: u64,
+    duration: Histogram<u64>,
+}
+
+impl Default for ConnLifetimes {
+    fn default() -> Self {
+        Self {
+            closed: 0,
+            requests: 0,
+            duration: new_hist(),
+        }
+    }
+}
+
+impl ConnLifetimes {
+    fn record(&mut self, duration_ns: u64, requests: u64) {
+        self.closed += 1;
+        self.requests += requests;
+        record_ns(&mut self.duration, duration_ns);
+    }
+}
+
+/// Connection lifetimes for the report (`http.connections`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnectionsReport {
+    /// Connections accepted or connected and closed while attached.
+    pub closed: u64,
+    /// Connections still tracked when the session ended.
+    pub open_at_end: u64,
+    /// Requests per closed connection (keep-alive reuse).
+    pub requests_per_connection_mean: f64,
+    /// accept/connect → close.
+    pub duration: Option<Dist>,
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
 }
 
 /// One decoded ring-buffer record.
@@ -117,6 +164,10 @@ type EndpointKey = (bool, Option<Option<(IpAddr, u16)>>);
 
 struct ConnEntry {
     conn: Connection,
+    /// When accept/connect created it; `None` for connections older than the session (their
+    /// lifetime is unknown).
+    opened_ns: Option<u64>,
+    requests: u64,
     last_ts_ns: u64,
     peer_closed: bool,
     /// Looked up once, at the first event that names the kernel socket.
@@ -135,6 +186,7 @@ pub struct SocketAnalyzer {
     counters: SocketCounters,
     records: Vec<RequestRecord>,
     endpoints: BTreeMap<EndpointKey, (u64, u64)>,
+    lifetimes: ConnLifetimes,
     /// `PROFILER_DEBUG_SOCKETS=1`: print every socket event to stderr (development aid).
     debug: bool,
 }
@@ -154,6 +206,7 @@ impl SocketAnalyzer {
             counters: SocketCounters::default(),
             records: Vec::new(),
             endpoints: BTreeMap::new(),
+            lifetimes: ConnLifetimes::default(),
             debug: std::env::var_os("PROFILER_DEBUG_SOCKETS").is_some_and(|v| v != "0"),
         }
     }
@@ -189,7 +242,7 @@ impl SocketAnalyzer {
                 // A new connection on this fd: whatever we held for it belongs to an old one
                 // whose close we did not see.
                 self.close(key, h.ts_ns, CloseKind::Closed);
-                self.entry(key, h.ts_ns);
+                self.entry(key, h.ts_ns).opened_ns = Some(h.ts_ns);
             }
             sock_event::CLOSE => {
                 let how = match self.conns.get(&key) {
@@ -245,6 +298,8 @@ impl SocketAnalyzer {
         let limits = self.limits;
         let e = self.conns.entry(key).or_insert_with(|| ConnEntry {
             conn: Connection::new(limits),
+            opened_ns: None,
+            requests: 0,
             last_ts_ns: ts_ns,
             peer_closed: false,
             endpoint: None,
@@ -274,7 +329,12 @@ impl SocketAnalyzer {
                 e.conn.on_close(ts_ns, how, &mut self.records);
             }
             self.fold_drops(&e.conn);
+            let requests = e.requests + self.records.len() as u64;
             self.flush_records_to(key.0, e.endpoint);
+            if let Some(opened) = e.opened_ns {
+                self.lifetimes
+                    .record(ts_ns.saturating_sub(opened), requests);
+            }
         }
     }
 
@@ -288,7 +348,11 @@ impl SocketAnalyzer {
     }
 
     fn flush_records(&mut self, key: (u32, i32)) {
-        let endpoint = self.conns.get(&key).and_then(|e| e.endpoint);
+        let n = self.records.len() as u64;
+        let endpoint = self.conns.get_mut(&key).and_then(|e| {
+            e.requests += n;
+            e.endpoint
+        });
         self.flush_records_to(key.0, endpoint);
     }
 
@@ -369,6 +433,16 @@ impl SocketAnalyzer {
             .collect()
     }
 
+    /// Lifetimes of the connections opened and closed during the session.
+    pub fn connections(&self) -> ConnectionsReport {
+        ConnectionsReport {
+            closed: self.lifetimes.closed,
+            open_at_end: self.conns.len() as u64,
+            requests_per_connection_mean: ratio(self.lifetimes.requests, self.lifetimes.closed),
+            duration: dist(&self.lifetimes.duration),
+        }
+    }
+
     /// Flushes the event log (at the end of the session).
     pub fn finish(&mut self) {
         self.update_gauges();
@@ -377,5 +451,105 @@ impl SocketAnalyzer {
         {
             self.counters.event_log_errors += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::requests::SlaTargets;
+
+    fn event(kind: u8, ts_ns: u64, fd: i32, ret: i64, data: &[u8]) -> Vec<u8> {
+        let header = SockEventHeader {
+            ts_ns,
+            ret,
+            sk: 7,
+            tgid: 42,
+            tid: 43,
+            fd,
+            captured: data.len() as u32,
+            kind,
+            family: 2,
+            _pad: [0; 6],
+        };
+        // SAFETY: SockEventHeader is plain integers; viewing it as bytes is always valid.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&header as *const SockEventHeader).cast::<u8>(),
+                size_of::<SockEventHeader>(),
+            )
+        };
+        [bytes, data].concat()
+    }
+
+    fn addrs(_sk: u64) -> Option<ConnAddrs> {
+        let mut a = ConnAddrs {
+            family: 2,
+            sport: 8080,
+            dport: 50_000,
+            ..ConnAddrs::default()
+        };
+        a.saddr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 1]);
+        a.daddr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 2]);
+        Some(a)
+    }
+
+    const REQ: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn accept_exchange_close_makes_a_request_and_a_connection() {
+        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()), None, 0);
+        for ev in [
+            event(sock_event::ACCEPT, 1_000, 5, 5, b""),
+            event(sock_event::READ, 2_000, 5, REQ.len() as i64, REQ),
+            event(sock_event::WRITE, 5_000, 5, RESP.len() as i64, RESP),
+            event(sock_event::READ, 6_000, 5, REQ.len() as i64, REQ),
+            event(sock_event::WRITE, 9_000, 5, RESP.len() as i64, RESP),
+            event(sock_event::CLOSE, 11_000, 5, 0, b""),
+        ] {
+            a.on_record(&ev, &addrs);
+        }
+        let report = a.stats.report(1.0);
+        let server = report.server.expect("server side");
+        assert_eq!(server.requests, 2);
+        // 3 µs each (HDR histograms keep 3 significant digits).
+        assert!((server.latency.p50_us - 3.0).abs() < 0.01);
+        let c = a.connections();
+        assert_eq!((c.closed, c.open_at_end), (1, 0));
+        assert_eq!(c.requests_per_connection_mean, 2.0);
+        assert!((c.duration.expect("lifetime").max_us - 10.0).abs() < 0.01);
+        let e = a.endpoints();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].endpoint, "10.0.0.1:8080");
+        assert_eq!(e[0].requests, 2);
+        assert_eq!(a.counters().events, 6);
+    }
+
+    #[test]
+    fn reset_ends_the_exchange_as_an_error() {
+        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()), None, 0);
+        a.on_record(
+            &event(sock_event::READ, 1, 3, REQ.len() as i64, REQ),
+            &addrs,
+        );
+        assert_eq!(a.in_flight(), (1, 0));
+        a.on_record(&event(sock_event::WRITE, 2, 3, -104, b""), &addrs);
+        let server = a.stats.report(1.0).server.expect("server side");
+        assert_eq!(server.errors.reset, 1);
+        assert_eq!(a.in_flight(), (0, 0));
+    }
+
+    #[test]
+    fn short_or_odd_records_never_panic() {
+        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()), None, 0);
+        a.on_record(&[1, 2, 3], &addrs);
+        let mut odd = event(99, 1, 1, 1, b"x");
+        a.on_record(&odd, &addrs);
+        // A header claiming more captured bytes than the record holds.
+        odd = event(sock_event::READ, 1, 1, 1000, b"GET");
+        odd[36..40].copy_from_slice(&4096u32.to_ne_bytes());
+        a.on_record(&odd, &addrs);
+        assert_eq!(a.counters().malformed_events, 2);
     }
 }
