@@ -111,6 +111,26 @@ fn ratio(num: u64, den: u64) -> f64 {
     }
 }
 
+/// A connection's identity: the kernel socket when the socket tracepoints named it (shared by
+/// dup'ed fds), else the (pid, fd) it was seen on (fd-table mode, accept before any transfer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum ConnId {
+    Sock(u32, u64),
+    Fd(u32, i32),
+}
+
+impl ConnId {
+    fn pid(self) -> u32 {
+        match self {
+            ConnId::Sock(pid, _) | ConnId::Fd(pid, _) => pid,
+        }
+    }
+}
+
+/// Bound on the fd → socket map (entries leave at close; this only guards against missed
+/// closes).
+const MAX_FD_SOCKS: usize = 4 * MAX_CONNECTIONS;
+
 /// One decoded ring-buffer record.
 #[derive(Debug, Clone, Copy)]
 pub struct SockEvent<'a> {
@@ -177,7 +197,10 @@ struct ConnEntry {
 
 pub struct SocketAnalyzer {
     /// Fx hashing: the keys are small integers chosen by the kernel, not by a peer.
-    conns: FxHashMap<(u32, i32), ConnEntry>,
+    conns: FxHashMap<ConnId, ConnEntry>,
+    /// Which kernel socket each (pid, fd) was last seen carrying: dup'ed fds share one socket,
+    /// so one connection's reads and writes may come through different fds.
+    fd_socks: FxHashMap<(u32, i32), u64>,
     limits: Limits,
     pub stats: RequestStats,
     event_log: Option<Box<dyn Write>>,
@@ -199,6 +222,7 @@ impl SocketAnalyzer {
     ) -> Self {
         Self {
             conns: FxHashMap::default(),
+            fd_socks: FxHashMap::default(),
             limits: Limits::default(),
             stats,
             event_log,
@@ -236,27 +260,36 @@ impl SocketAnalyzer {
                 String::from_utf8_lossy(&ev.data[..ev.data.len().min(60)])
             );
         }
-        let key = (h.tgid, h.fd);
+        let fd_key = (h.tgid, h.fd);
         match h.kind {
             sock_event::ACCEPT | sock_event::CONNECT => {
                 // A new connection on this fd: whatever we held for it belongs to an old one
                 // whose close we did not see.
-                self.close(key, h.ts_ns, CloseKind::Closed);
-                self.entry(key, h.ts_ns).opened_ns = Some(h.ts_ns);
+                if let Some(sk) = self.fd_socks.remove(&fd_key) {
+                    self.close(ConnId::Sock(h.tgid, sk), h.ts_ns, CloseKind::Closed);
+                }
+                let id = ConnId::Fd(h.tgid, h.fd);
+                self.close(id, h.ts_ns, CloseKind::Closed);
+                self.entry(id, h.ts_ns).opened_ns = Some(h.ts_ns);
             }
             sock_event::CLOSE => {
-                let how = match self.conns.get(&key) {
+                let id = match self.fd_socks.remove(&fd_key) {
+                    Some(sk) => ConnId::Sock(h.tgid, sk),
+                    None => ConnId::Fd(h.tgid, h.fd),
+                };
+                let how = match self.conns.get(&id) {
                     Some(e) if e.peer_closed => CloseKind::PeerEof,
                     _ => CloseKind::Closed,
                 };
-                self.close(key, h.ts_ns, how);
+                self.close(id, h.ts_ns, how);
             }
             sock_event::READ | sock_event::WRITE => {
+                let id = self.resolve(h.tgid, h.fd, h.sk, h.ts_ns);
                 if h.ret < 0 {
                     // ECONNRESET / EPIPE: the kernel only reports those.
-                    self.close(key, h.ts_ns, CloseKind::Reset);
+                    self.close(id, h.ts_ns, CloseKind::Reset);
                 } else if h.ret == 0 {
-                    if let Some(e) = self.conns.get_mut(&key) {
+                    if let Some(e) = self.conns.get_mut(&id) {
                         e.peer_closed = true;
                     }
                 } else {
@@ -272,7 +305,7 @@ impl SocketAnalyzer {
                         data: ev.data,
                     };
                     let mut records = std::mem::take(&mut self.records);
-                    let entry = self.entry(key, h.ts_ns);
+                    let entry = self.entry(id, h.ts_ns);
                     if !entry.endpoint_looked_up && h.sk != 0 {
                         entry.endpoint_looked_up = true;
                         entry.endpoint = addrs(h.sk).map(|a| Endpoint::from_addrs(&a));
@@ -281,14 +314,46 @@ impl SocketAnalyzer {
                         entry.conn.on_segment(&seg, &mut records);
                     }
                     self.records = records;
-                    self.flush_records(key);
+                    self.flush_records(id);
                 }
             }
             _ => self.counters.malformed_events += 1,
         }
     }
 
-    fn entry(&mut self, key: (u32, i32), ts_ns: u64) -> &mut ConnEntry {
+    /// The connection a transfer on (pid, fd) belongs to. The first transfer that names the
+    /// kernel socket moves what was held under the fd (accepted, nothing sent yet) to the socket.
+    fn resolve(&mut self, pid: u32, fd: i32, sk: u64, ts_ns: u64) -> ConnId {
+        if sk == 0 {
+            return match self.fd_socks.get(&(pid, fd)) {
+                Some(&sk) => ConnId::Sock(pid, sk),
+                None => ConnId::Fd(pid, fd),
+            };
+        }
+        let id = ConnId::Sock(pid, sk);
+        if self.fd_socks.get(&(pid, fd)) != Some(&sk) {
+            if self.fd_socks.len() >= MAX_FD_SOCKS {
+                self.fd_socks.clear();
+            }
+            self.fd_socks.insert((pid, fd), sk);
+            if let Some(held) = self.conns.remove(&ConnId::Fd(pid, fd)) {
+                match self.conns.get_mut(&id) {
+                    // Traffic already came through a dup of this fd: keep that state, and the
+                    // accept time the fd entry knew.
+                    Some(live) => {
+                        live.opened_ns = live.opened_ns.or(held.opened_ns);
+                        live.last_ts_ns = live.last_ts_ns.max(ts_ns);
+                    }
+                    None => {
+                        self.conns.insert(id, held);
+                    }
+                }
+            }
+        }
+        id
+    }
+
+    fn entry(&mut self, key: ConnId, ts_ns: u64) -> &mut ConnEntry {
         if !self.conns.contains_key(&key) {
             if self.conns.len() >= MAX_CONNECTIONS {
                 self.evict_oldest();
@@ -312,7 +377,7 @@ impl SocketAnalyzer {
     /// Drops the least recently active tenth of the connections (idle keep-alive connections
     /// whose close we missed, typically).
     fn evict_oldest(&mut self) {
-        let mut ages: Vec<(u64, (u32, i32))> =
+        let mut ages: Vec<(u64, ConnId)> =
             self.conns.iter().map(|(k, e)| (e.last_ts_ns, *k)).collect();
         ages.sort_unstable();
         for (_, key) in ages.iter().take((MAX_CONNECTIONS / 10).max(1)) {
@@ -323,14 +388,14 @@ impl SocketAnalyzer {
         }
     }
 
-    fn close(&mut self, key: (u32, i32), ts_ns: u64, how: CloseKind) {
+    fn close(&mut self, key: ConnId, ts_ns: u64, how: CloseKind) {
         if let Some(mut e) = self.conns.remove(&key) {
             if e.conn.is_http() {
                 e.conn.on_close(ts_ns, how, &mut self.records);
             }
             self.fold_drops(&e.conn);
             let requests = e.requests + self.records.len() as u64;
-            self.flush_records_to(key.0, e.endpoint);
+            self.flush_records_to(key.pid(), e.endpoint);
             if let Some(opened) = e.opened_ns {
                 self.lifetimes
                     .record(ts_ns.saturating_sub(opened), requests);
@@ -347,13 +412,13 @@ impl SocketAnalyzer {
         self.counters.resync_skips += conn.drops.desync;
     }
 
-    fn flush_records(&mut self, key: (u32, i32)) {
+    fn flush_records(&mut self, key: ConnId) {
         let n = self.records.len() as u64;
         let endpoint = self.conns.get_mut(&key).and_then(|e| {
             e.requests += n;
             e.endpoint
         });
-        self.flush_records_to(key.0, endpoint);
+        self.flush_records_to(key.pid(), endpoint);
     }
 
     fn flush_records_to(&mut self, pid: u32, endpoint: Option<Endpoint>) {
@@ -524,6 +589,25 @@ mod tests {
         assert_eq!(e[0].endpoint, "10.0.0.1:8080");
         assert_eq!(e[0].requests, 2);
         assert_eq!(a.counters().events, 6);
+    }
+
+    #[test]
+    fn dup_fds_of_one_socket_are_one_connection() {
+        // Accepted as fd 5, read through a dup (fd 11), answered through fd 5: one exchange.
+        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()), None, 0);
+        for ev in [
+            event(sock_event::ACCEPT, 1_000, 5, 5, b""),
+            event(sock_event::READ, 2_000, 11, REQ.len() as i64, REQ),
+            event(sock_event::WRITE, 5_000, 5, RESP.len() as i64, RESP),
+            event(sock_event::CLOSE, 6_000, 11, 0, b""),
+            event(sock_event::CLOSE, 7_000, 5, 0, b""),
+        ] {
+            a.on_record(&ev, &addrs);
+        }
+        let server = a.stats.report(1.0).server.expect("server side");
+        assert_eq!((server.requests, server.errors.total), (1, 0));
+        assert_eq!(a.connections().closed, 1);
+        assert_eq!(a.connections().open_at_end, 0);
     }
 
     #[test]

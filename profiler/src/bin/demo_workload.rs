@@ -1,6 +1,8 @@
 //! The built-in demo workload for `cargo xtask demo`: a CPU-bound thread, a thread that sleeps
-//! and wakes, and a small HTTP/1.1 endpoint with a client thread calling it, so every capability
-//! of the profiler has something to observe.
+//! and wakes, and a small HTTP/1.1 server with two client threads — one polling a JSON health
+//! endpoint, one calling an OpenAI-style streaming completion endpoint (server-sent events: a
+//! 30 ms "prefill", 16 tokens 8 ms apart, a `usage` event) — so every capability of the
+//! profiler has something to observe.
 //!
 //! Usage: demo-workload [--seconds N] [--port P]   (defaults: run until killed, an ephemeral port)
 
@@ -44,6 +46,7 @@ fn main() {
         }
     });
     spawn("http-client", move || client(addr));
+    spawn("llm-client", move || llm_client(addr));
 
     match seconds {
         Some(s) => thread::sleep(Duration::from_secs(s)),
@@ -81,7 +84,8 @@ fn serve(stream: TcpStream) {
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
             return;
         }
-        // Skip headers until the blank line.
+        // Headers until the blank line; a body only by Content-Length.
+        let mut body_len = 0usize;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -90,16 +94,91 @@ fn serve(stream: TcpStream) {
             if line == "\r\n" || line == "\n" {
                 break;
             }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                body_len = v.trim().parse().unwrap_or(0);
+            }
         }
-        thread::sleep(Duration::from_millis(2)); // "inference"
-        let body = "{\"ok\":true}\n";
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if writer.write_all(response.as_bytes()).is_err() {
+        let mut body = vec![0u8; body_len];
+        if reader.read_exact(&mut body).is_err() {
             return;
         }
+        let ok = if request_line.starts_with("POST /v1/chat/completions") {
+            stream_completion(&mut writer)
+        } else {
+            thread::sleep(Duration::from_millis(2)); // "inference"
+            let body = "{\"ok\":true}\n";
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            writer.write_all(response.as_bytes()).is_ok()
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// An OpenAI-style streamed completion: chunked `text/event-stream`, one write per event.
+fn stream_completion(w: &mut TcpStream) -> bool {
+    const TOKENS: usize = 16;
+    let chunk = |w: &mut TcpStream, data: &str| {
+        let event = format!("data: {data}\n\n");
+        w.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes())
+            .is_ok()
+    };
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                Transfer-Encoding: chunked\r\n\r\n";
+    if w.write_all(head.as_bytes()).is_err() {
+        return false;
+    }
+    thread::sleep(Duration::from_millis(30)); // "prefill"
+    for i in 0..TOKENS {
+        if i > 0 {
+            thread::sleep(Duration::from_millis(8)); // "decode"
+        }
+        let data = format!("{{\"choices\":[{{\"delta\":{{\"content\":\"tok{i}\"}}}}]}}");
+        if !chunk(w, &data) {
+            return false;
+        }
+    }
+    let usage = format!(
+        "{{\"choices\":[],\"usage\":{{\"prompt_tokens\":24,\"completion_tokens\":{TOKENS}}}}}"
+    );
+    chunk(w, &usage) && chunk(w, "[DONE]") && w.write_all(b"0\r\n\r\n").is_ok()
+}
+
+/// Calls the streaming endpoint every 200 ms on one keep-alive connection, reading each stream
+/// to its last chunk.
+fn llm_client(addr: std::net::SocketAddr) {
+    let Ok(stream) = TcpStream::connect(addr) else {
+        return;
+    };
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    let mut writer = stream;
+    let body = r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    loop {
+        let req = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: \
+             application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if writer.write_all(req.as_bytes()).is_err() {
+            return;
+        }
+        // Read lines until the terminating zero-size chunk and its blank line.
+        let mut last_was_zero = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if last_was_zero && line == "\r\n" {
+                break;
+            }
+            last_was_zero = line == "0\r\n";
+        }
+        thread::sleep(Duration::from_millis(200));
     }
 }
 
