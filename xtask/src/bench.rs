@@ -50,6 +50,7 @@ pub fn run(which: Option<&str>) -> Result<()> {
         sched(&out)?;
     }
     if which != Some("sched") {
+        analyzer()?;
         let http = crate::bench_http::run(&bin("profiler"))?;
         println!("{}", serde_json::to_string_pretty(&http.json)?);
         std::fs::write(
@@ -57,6 +58,25 @@ pub fn run(which: Option<&str>) -> Result<()> {
             serde_json::to_string_pretty(&http.json)?,
         )?;
         println!("{}", http.summary);
+    }
+    Ok(())
+}
+
+/// The HTTP analyzer's cost per segment (a timing test kept out of `cargo xtask test`).
+fn analyzer() -> Result<()> {
+    let out = shell::output(cargo().args([
+        "test",
+        "--release",
+        "-p",
+        "profiler",
+        "--lib",
+        "time_per_segment",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ]))?;
+    for line in out.lines().filter(|l| l.contains("ns per segment")) {
+        println!("http analyzer: {line}");
     }
     Ok(())
 }
