@@ -184,8 +184,8 @@ type EndpointKey = (bool, Option<Option<(IpAddr, u16)>>);
 
 struct ConnEntry {
     conn: Connection,
-    /// When accept/connect created it; `None` for connections older than the session (their
-    /// lifetime is unknown).
+    /// When accept/connect returned its fd; `None` for connections older than the session
+    /// (their lifetime is unknown).
     opened_ns: Option<u64>,
     requests: u64,
     last_ts_ns: u64,
@@ -201,6 +201,8 @@ pub struct SocketAnalyzer {
     /// Which kernel socket each (pid, fd) was last seen carrying: dup'ed fds share one socket,
     /// so one connection's reads and writes may come through different fds.
     fd_socks: FxHashMap<(u32, i32), u64>,
+    /// accept/connect times of fds that have not carried a transfer yet.
+    opens: FxHashMap<(u32, i32), u64>,
     limits: Limits,
     pub stats: RequestStats,
     event_log: Option<Box<dyn Write>>,
@@ -223,6 +225,7 @@ impl SocketAnalyzer {
         Self {
             conns: FxHashMap::default(),
             fd_socks: FxHashMap::default(),
+            opens: FxHashMap::default(),
             limits: Limits::default(),
             stats,
             event_log,
@@ -268,11 +271,16 @@ impl SocketAnalyzer {
                 if let Some(sk) = self.fd_socks.remove(&fd_key) {
                     self.close(ConnId::Sock(h.tgid, sk), h.ts_ns, CloseKind::Closed);
                 }
-                let id = ConnId::Fd(h.tgid, h.fd);
-                self.close(id, h.ts_ns, CloseKind::Closed);
-                self.entry(id, h.ts_ns).opened_ns = Some(h.ts_ns);
+                self.close(ConnId::Fd(h.tgid, h.fd), h.ts_ns, CloseKind::Closed);
+                // The connection exists for us from its first transfer: a connect() that never
+                // carries a stream transfer (a UDP socket resolving a name) leaves nothing.
+                if self.opens.len() >= MAX_FD_SOCKS {
+                    self.opens.clear();
+                }
+                self.opens.insert(fd_key, h.ts_ns);
             }
             sock_event::CLOSE => {
+                self.opens.remove(&fd_key);
                 let id = match self.fd_socks.remove(&fd_key) {
                     Some(sk) => ConnId::Sock(h.tgid, sk),
                     None => ConnId::Fd(h.tgid, h.fd),
@@ -305,7 +313,15 @@ impl SocketAnalyzer {
                         data: ev.data,
                     };
                     let mut records = std::mem::take(&mut self.records);
+                    let opened = if self.opens.is_empty() {
+                        None
+                    } else {
+                        self.opens.remove(&fd_key)
+                    };
                     let entry = self.entry(id, h.ts_ns);
+                    if let Some(t) = opened {
+                        entry.opened_ns = Some(entry.opened_ns.map_or(t, |o| o.min(t)));
+                    }
                     if !entry.endpoint_looked_up && h.sk != 0 {
                         entry.endpoint_looked_up = true;
                         entry.endpoint = addrs(h.sk).map(|a| Endpoint::from_addrs(&a));
@@ -608,6 +624,17 @@ mod tests {
         assert_eq!((server.requests, server.errors.total), (1, 0));
         assert_eq!(a.connections().closed, 1);
         assert_eq!(a.connections().open_at_end, 0);
+    }
+
+    #[test]
+    fn a_connect_without_stream_traffic_leaves_no_connection() {
+        // getaddrinfo connects a UDP socket: connect and close events, no stream transfer.
+        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()), None, 0);
+        a.on_record(&event(sock_event::CONNECT, 1, 9, 0, b""), &addrs);
+        a.on_record(&event(sock_event::CLOSE, 2, 9, 0, b""), &addrs);
+        let c = a.connections();
+        assert_eq!((c.closed, c.open_at_end), (0, 0));
+        assert_eq!(a.counters().connections_seen, 0);
     }
 
     #[test]
