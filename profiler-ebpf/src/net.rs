@@ -338,15 +338,8 @@ fn enter(ctx: &TracePointContext, kind: u8, layout: u8) -> u32 {
 
 #[inline(always)]
 fn transfer_exit(call: &ActiveCall, tgid: u32, tid: u32, ret: i64) {
-    let key = fd_key(tgid, call.fd);
-    // SAFETY: the value is plain data; only its presence matters.
-    let known = unsafe { SOCKET_FDS.get(key) }.is_some();
-    if call.is_stream_socket == 0 && !known {
-        return;
-    }
-    if !known {
-        let _ = SOCKET_FDS.insert(key, 1, 0);
-    }
+    // Decide on the return value first: the frequent EAGAIN of a non-blocking read costs no
+    // map lookup.
     let interesting = ret > 0
         || (ret == 0 && call.kind == sock_event::READ)
         || ret == -ECONNRESET
@@ -354,8 +347,17 @@ fn transfer_exit(call: &ActiveCall, tgid: u32, tid: u32, ret: i64) {
     if !interesting {
         return;
     }
-    let mut h = header(call.kind, tgid, tid, call.fd, ret, call.sk, call.family);
-    h.family = call.family;
+    let key = fd_key(tgid, call.fd);
+    // SAFETY: the value is plain data; only its presence matters.
+    let known = unsafe { SOCKET_FDS.get(key) }.is_some();
+    if call.is_stream_socket == 0 && !known {
+        return;
+    }
+    if !known {
+        // Remembered so that close() on it is reported.
+        let _ = SOCKET_FDS.insert(key, 1, 0);
+    }
+    let h = header(call.kind, tgid, tid, call.fd, ret, call.sk, call.family);
     emit(h, Some(call), ret);
 }
 

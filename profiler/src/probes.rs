@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{ProgramError, TracePoint},
+    programs::{ProgramError, TracePoint, trace_point::TracePointLink},
 };
 use profiler_common::{ConnAddrs, NetConfig, ThreadStats, TracepointOffsets, counter};
 use serde::Serialize;
@@ -253,7 +253,28 @@ pub struct Probes {
     socket_fds: HashMap<MapData, u64, u8>,
     conn_addrs: HashMap<MapData, u64, ConnAddrs>,
     sock_events: Option<RingBuf<MapData>>,
+    links: Vec<TracePointLink>,
     pub status: Vec<ProbeStatus>,
+}
+
+impl Drop for Probes {
+    /// Detaching a tracepoint waits for an RCU grace period (~70 ms each on our VM, 2.4 s for
+    /// all 34 one after the other): detach them from several threads so the waits overlap
+    /// (measured: 2.4 s → 1.3 s from SIGINT to exit; the report is written before this).
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut self.links);
+        let per_thread = links.len().div_ceil(8).max(1);
+        let mut chunks: Vec<Vec<TracePointLink>> = Vec::new();
+        let mut it = links.into_iter().peekable();
+        while it.peek().is_some() {
+            chunks.push(it.by_ref().take(per_thread).collect());
+        }
+        std::thread::scope(|scope| {
+            for chunk in chunks {
+                scope.spawn(move || drop(chunk));
+            }
+        });
+    }
 }
 
 /// Size of the socket-event ring buffer: at ~600 bytes per event, about 14k events between two
@@ -288,6 +309,7 @@ impl Probes {
             socket_fds,
             conn_addrs,
             sock_events,
+            links: Vec::new(),
             status: Vec::new(),
         })
     }
@@ -296,7 +318,7 @@ impl Probes {
     /// optional one is recorded with the reason and what it costs.
     pub fn attach(&mut self, table: &[ProbeSpec]) -> Result<()> {
         for spec in table {
-            let result = attach_tracepoint(&mut self.ebpf, spec);
+            let result = attach_tracepoint(&mut self.ebpf, spec).map(|link| self.links.push(link));
             let attach_point = format!("tracepoint:{}:{}", spec.category, spec.tracepoint);
             if let Err(e) = &result
                 && spec.required
@@ -407,7 +429,7 @@ impl Probes {
     }
 }
 
-fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<()> {
+fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<TracePointLink> {
     let program: &mut TracePoint = ebpf
         .program_mut(spec.program)
         .ok_or_else(|| anyhow!("eBPF object has no program {}", spec.program))?
@@ -417,10 +439,11 @@ fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<()> {
         Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
         Err(e) => return Err(describe_program_error(e)),
     }
-    program
+    let id = program
         .attach(spec.category, spec.tracepoint)
         .map_err(describe_program_error)?;
-    Ok(())
+    // Owned by `Probes`, so that dropping it can detach every link at once (see its Drop).
+    program.take_link(id).map_err(describe_program_error)
 }
 
 /// Flattens aya's error chain (and the verifier log's last lines) into one readable line.

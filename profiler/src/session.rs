@@ -176,9 +176,6 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         },
         http: http_section,
     });
-    // Detach before anything slow (writing, stopping the command).
-    drop(probes);
-
     let rendered = match opts.format {
         Format::Text => report::to_text(&report),
         Format::Json => report::to_json(&report),
@@ -193,6 +190,10 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         }
         None => std::io::stdout().write_all(rendered.as_bytes())?,
     }
+    // Detaching takes a while (an RCU grace period per tracepoint: ~2 s for all of them on our
+    // VM), so the report comes first; everything is detached before the process exits, and on
+    // every error path by `Probes`' drop.
+    drop(probes);
     if let Some(child) = child.as_mut() {
         stop_child(child);
     }
