@@ -1,6 +1,8 @@
 //! Loading and attaching the eBPF programs, driven by one declarative probe table, and typed
 //! access to their maps. Dropping `Probes` detaches every program and closes every map.
 
+use std::os::fd::AsFd as _;
+
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
@@ -363,6 +365,20 @@ impl Probes {
         n
     }
 
+    /// Per program, how many times the kernel skipped it because another BPF program was
+    /// running on that CPU (`recursion_misses`); only programs with misses are listed. A missed
+    /// `sched_switch` loses an on-CPU interval, a missed `sock_exit` a socket event.
+    pub fn recursion_misses(&self) -> Vec<(String, u64)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let fd = program.fd().ok()?;
+                let misses = prog_recursion_misses(fd.as_fd())?;
+                (misses > 0).then(|| (name.to_string(), misses))
+            })
+            .collect()
+    }
+
     pub fn sock_events_lost(&self) -> u64 {
         self.counter(counter::SOCK_EVENTS_LOST)
     }
@@ -444,6 +460,31 @@ fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<TracePointLink
         .map_err(describe_program_error)?;
     // Owned by `Probes`, so that dropping it can detach every link at once (see its Drop).
     program.take_link(id).map_err(describe_program_error)
+}
+
+/// `recursion_misses` of a loaded program, from `BPF_OBJ_GET_INFO_BY_FD` (aya does not expose
+/// this field).
+fn prog_recursion_misses(fd: std::os::fd::BorrowedFd<'_>) -> Option<u64> {
+    use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_prog_info};
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: both are plain C structs for which all-zero is a valid value.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info_len = std::mem::size_of::<bpf_prog_info>() as u32;
+    attr.info.info = &mut info as *mut bpf_prog_info as u64;
+    // SAFETY: `attr` names a valid fd and a writable buffer of the size given; the kernel writes
+    // at most `info_len` bytes into it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long,
+            &mut attr as *mut bpf_attr,
+            std::mem::size_of::<bpf_attr>(),
+        )
+    };
+    (rc == 0).then_some(info.recursion_misses)
 }
 
 /// Flattens aya's error chain (and the verifier log's last lines) into one readable line.

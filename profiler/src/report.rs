@@ -68,6 +68,10 @@ pub struct Health {
     pub processes_dropped: u64,
     /// The profiler's own cost while attached.
     pub agent: AgentUsage,
+    /// Program runs the kernel skipped because another BPF program was running on the same
+    /// CPU (`recursion_misses`), by program; empty when none. A skipped `sched_switch` loses an
+    /// on-CPU interval (on-CPU time reads low), a skipped `sock_exit` a socket event.
+    pub missed_runs: std::collections::BTreeMap<String, u64>,
 }
 
 /// The profiler's own CPU time and peak memory (from getrusage).
@@ -336,6 +340,20 @@ pub fn to_text(r: &Report) -> String {
         r.health.agent.cpu_s,
         fmt_bytes(r.health.agent.max_rss_bytes)
     );
+    if !r.health.missed_runs.is_empty() {
+        let runs: Vec<String> = r
+            .health
+            .missed_runs
+            .iter()
+            .map(|(p, n)| format!("{p} {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nwarning: the kernel skipped probe runs while another BPF program ran on the same \
+             CPU: {} (figures from these probes may read low)",
+            runs.join(", ")
+        );
+    }
     if r.health.threads_dropped + r.health.processes_dropped > 0 {
         let _ = writeln!(
             out,
@@ -486,6 +504,7 @@ mod tests {
                 threads_dropped: 0,
                 processes_dropped: 0,
                 agent: AgentUsage::default(),
+                missed_runs: Default::default(),
             },
             http: None,
         })

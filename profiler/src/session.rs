@@ -173,6 +173,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             threads_dropped: probes.thread_map_full(),
             processes_dropped: probes.watched_map_full(),
             agent: AgentUsage::now(),
+            missed_runs: probes.recursion_misses().into_iter().collect(),
         },
         http: http_section,
     });

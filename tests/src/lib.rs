@@ -209,6 +209,10 @@ pub fn profile_workload(args: &[&str]) -> (Value, Value) {
         "attach",
         "--pid",
         &pid,
+        // Scheduler accounting alone: with the socket probes attached, a syscall program that
+        // is running when a context switch comes makes the kernel skip `sched_switch` (BPF
+        // recursion protection); the report counts that under health.missed_runs.
+        "--no-http",
         "--interval",
         "200ms",
         "--format",

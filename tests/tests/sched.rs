@@ -101,6 +101,7 @@ fn run_follows_child_processes() {
     let workload = workload_bin();
     let mut profiler = Profiler::start(&[
         "run",
+        "--no-http",
         "--interval",
         "200ms",
         "--format",
