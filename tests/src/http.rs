@@ -6,7 +6,7 @@
 //! Needs `nginx`, `wrk`, `curl` and `python3` (Debian packages nginx, wrk, curl, python3).
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
+    io::{BufRead as _, BufReader},
     net::{Ipv4Addr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -47,16 +47,7 @@ pub fn http_tools_present(test: &str) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let reason = format!("{} not installed", missing.join(", "));
-    println!("SKIPPED {test}: {reason}");
-    if let Some(log) = std::env::var_os("PROFILER_SKIP_LOG")
-        && let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-    {
-        let _ = writeln!(f, "{test}: {reason}");
-    }
+    crate::record_skip(test, &format!("{} not installed", missing.join(", ")));
     false
 }
 

@@ -50,17 +50,23 @@ pub fn privileged(test: &str) -> bool {
     match reason {
         None => true,
         Some(reason) => {
-            println!("SKIPPED {test}: {reason}");
-            if let Some(log) = std::env::var_os("PROFILER_SKIP_LOG")
-                && let Ok(mut f) = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-            {
-                let _ = writeln!(f, "{test}: {reason}");
-            }
+            record_skip(test, reason);
             false
         }
+    }
+}
+
+/// Prints why `test` is skipped and adds it to `PROFILER_SKIP_LOG`, so `cargo xtask test`
+/// counts it as skipped rather than passed.
+pub fn record_skip(test: &str, reason: &str) {
+    println!("SKIPPED {test}: {reason}");
+    if let Some(log) = std::env::var_os("PROFILER_SKIP_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+    {
+        let _ = writeln!(f, "{test}: {reason}");
     }
 }
 
