@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+use profiler_common::NetConfig;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
@@ -43,6 +44,61 @@ struct HttpCapture {
     analyzer: SocketAnalyzer,
     fd_table_only: bool,
     capture_bytes: u32,
+}
+
+impl HttpCapture {
+    /// Attaches the socket probes (seeding the known sockets in fd-table mode) and sets up the
+    /// analysis.
+    fn start(
+        probes: &mut Probes,
+        tracker: &Tracker,
+        net: &NetConfig,
+        args: &HttpArgs,
+        event_log: Option<Box<dyn Write>>,
+    ) -> Result<Self> {
+        let fd_table_only = net.fd_table_only != 0;
+        if fd_table_only {
+            for &pid in tracker.procs.keys() {
+                for fd in procstat::socket_fds(pid) {
+                    probes.mark_socket(pid, fd)?;
+                }
+            }
+        } else {
+            probes.attach(SOCK_LENGTH_PROBES)?;
+        }
+        probes.attach(SOCK_STATE_PROBES)?;
+        probes.attach(SOCK_PROBES)?;
+        let stats = RequestStats::new(SlaTargets {
+            p99: args.sla_p99,
+            ttft: args.sla_ttft,
+        });
+        let mono_to_unix_ns = unix_now_ns() - i128::from(monotonic_ns());
+        Ok(Self {
+            analyzer: SocketAnalyzer::new(stats, event_log, mono_to_unix_ns),
+            fd_table_only,
+            capture_bytes: net.capture_bytes,
+        })
+    }
+
+    /// Drains the last events and summarises the session's requests.
+    fn finish(&mut self, probes: &mut Probes, duration_s: f64) -> HttpSection {
+        drain(probes, self);
+        self.analyzer.finish();
+        HttpSection {
+            requests: self.analyzer.stats.report(duration_s),
+            socket_classification: if self.fd_table_only {
+                "fd-table"
+            } else {
+                "socket-tracepoints"
+            },
+            capture_bytes: self.capture_bytes,
+            events_lost: probes.sock_events_lost(),
+            calls_evicted: probes.active_calls_evicted(),
+            analysis: self.analyzer.counters(),
+            endpoints: self.analyzer.endpoints(),
+            connections: self.analyzer.connections(),
+        }
+    }
 }
 
 pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
@@ -95,28 +151,13 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     let mut http = if opts.http.no_http {
         None
     } else {
-        let fd_table_only = net.fd_table_only != 0;
-        if fd_table_only {
-            for &pid in tracker.procs.keys() {
-                for fd in procstat::socket_fds(pid) {
-                    probes.mark_socket(pid, fd)?;
-                }
-            }
-        } else {
-            probes.attach(SOCK_LENGTH_PROBES)?;
-        }
-        probes.attach(SOCK_STATE_PROBES)?;
-        probes.attach(SOCK_PROBES)?;
-        let stats = RequestStats::new(SlaTargets {
-            p99: opts.http.sla_p99,
-            ttft: opts.http.sla_ttft,
-        });
-        let mono_to_unix_ns = unix_now_ns() - i128::from(monotonic_ns());
-        Some(HttpCapture {
-            analyzer: SocketAnalyzer::new(stats, event_log, mono_to_unix_ns),
-            fd_table_only,
-            capture_bytes: net.capture_bytes,
-        })
+        Some(HttpCapture::start(
+            &mut probes,
+            &tracker,
+            &net,
+            &opts.http,
+            event_log,
+        )?)
     };
     let started = Instant::now();
     let started_at_unix_s = SystemTime::now()
@@ -145,24 +186,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     ))?;
     collect(&mut probes, &mut tracker, started);
     let duration_s = started.elapsed().as_secs_f64();
-    let http_section = http.as_mut().map(|h| {
-        drain(&mut probes, h);
-        h.analyzer.finish();
-        HttpSection {
-            requests: h.analyzer.stats.report(duration_s),
-            socket_classification: if h.fd_table_only {
-                "fd-table"
-            } else {
-                "socket-tracepoints"
-            },
-            capture_bytes: h.capture_bytes,
-            events_lost: probes.sock_events_lost(),
-            calls_evicted: probes.active_calls_evicted(),
-            analysis: h.analyzer.counters(),
-            endpoints: h.analyzer.endpoints(),
-            connections: h.analyzer.connections(),
-        }
-    });
+    let http_section = http.as_mut().map(|h| h.finish(&mut probes, duration_s));
     let report = report::build(ReportInputs {
         tracker: &tracker,
         started_at_unix_s,
@@ -273,6 +297,8 @@ async fn sample_until_end(
     let mut sigterm = signal(SignalKind::terminate())?;
     let start = tokio::time::Instant::now();
     let mut tick = tokio::time::interval_at(start + opts.interval, opts.interval);
+    // A delayed agent catches up with one read, not a burst of back-to-back ones.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut exit_poll = tokio::time::interval(EXIT_POLL);
     let mut sock_drain = tokio::time::interval(SOCK_DRAIN);
     sock_drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

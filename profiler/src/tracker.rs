@@ -15,6 +15,11 @@ use crate::{
 /// the thread's final context switch, which still adds on-CPU time.
 const EXITED_READS_BEFORE_REMOVAL: u32 = 2;
 
+/// …and at least this long after the exit was first seen: two reads can come back to back
+/// (a delayed agent), and removing the entry before the final switch-out would lose the
+/// thread's last on-CPU interval (the final switch would then find no entry).
+const EXITED_GRACE_NS: u64 = 200_000_000;
+
 #[derive(Debug, Clone)]
 pub struct ThreadRecord {
     pub tid: u32,
@@ -23,6 +28,8 @@ pub struct ThreadRecord {
     pub exited: bool,
     pub totals: SchedTotals,
     exited_reads: u32,
+    /// When the exit was first seen (monotonic ns).
+    exited_seen_ns: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +127,7 @@ impl Tracker {
                 exited: false,
                 totals: SchedTotals::default(),
                 exited_reads: 0,
+                exited_seen_ns: 0,
             });
             record.totals = SchedTotals::from(&closed);
             let comm = comm_str(&raw.comm);
@@ -129,7 +137,12 @@ impl Tracker {
             if exited {
                 record.exited = true;
                 record.exited_reads += 1;
-                if record.exited_reads >= EXITED_READS_BEFORE_REMOVAL {
+                if record.exited_seen_ns == 0 {
+                    record.exited_seen_ns = now_ns;
+                }
+                if record.exited_reads >= EXITED_READS_BEFORE_REMOVAL
+                    && now_ns.saturating_sub(record.exited_seen_ns) >= EXITED_GRACE_NS
+                {
                     finished.push(*tid);
                 }
             }
@@ -170,19 +183,29 @@ mod tests {
     }
 
     #[test]
-    fn exited_threads_are_released_after_two_reads_and_kept() {
+    fn exited_threads_are_released_after_two_reads_and_a_grace_period() {
         let mut t = Tracker::default();
-        assert!(t.apply_threads(&[(11, stats(10, 5, 0))], 100).is_empty());
+        let ms = 1_000_000;
         assert!(
-            t.apply_threads(&[(11, stats(10, 7, THREAD_EXITED))], 200)
+            t.apply_threads(&[(11, stats(10, 5, 0))], 100 * ms)
+                .is_empty()
+        );
+        assert!(
+            t.apply_threads(&[(11, stats(10, 7, THREAD_EXITED))], 200 * ms)
+                .is_empty()
+        );
+        // A second read right after the first (a delayed agent catching up) keeps the entry:
+        // the final switch-out may not have happened yet.
+        assert!(
+            t.apply_threads(&[(11, stats(10, 8, THREAD_EXITED))], 201 * ms)
                 .is_empty()
         );
         assert_eq!(
-            t.apply_threads(&[(11, stats(10, 9, THREAD_EXITED))], 300),
+            t.apply_threads(&[(11, stats(10, 9, THREAD_EXITED))], 400 * ms),
             vec![11]
         );
         // Gone from the kernel map, still in the totals.
-        t.apply_threads(&[], 400);
+        t.apply_threads(&[], 500 * ms);
         assert_eq!(t.process_totals(10).oncpu_ns, 9);
         assert!(t.threads[&11].exited);
         assert_eq!(t.threads[&11].comm, "work");

@@ -18,7 +18,11 @@ fn burner_oncpu_and_sleeper_offcpu_match_proc() {
     let b = thread_in(&report, burner["tid"].as_u64().unwrap());
     let oncpu = b["sched"]["oncpu_s"].as_f64().unwrap();
     let proc_cpu = burner["cpu_s"].as_f64().unwrap();
-    println!("burner: profiler on-cpu {oncpu:.3} s, /proc cpu {proc_cpu:.3} s");
+    println!(
+        "burner: profiler on-cpu {oncpu:.3} s, /proc cpu {proc_cpu:.3} s; burner {}; skipped \
+         probe runs {}",
+        b["sched"], report["health"]["missed_runs"]
+    );
     assert!(
         rel_diff(oncpu, proc_cpu) <= 0.05,
         "burner on-CPU {oncpu} s vs /proc {proc_cpu} s"
