@@ -202,23 +202,20 @@ pub const SOCK_STATE_PROBES: &[ProbeSpec] = &[ProbeSpec {
 
 /// Socket classification inside the syscall (kernels that have these tracepoints).
 pub const SOCK_LENGTH_PROBES: &[ProbeSpec] = &[
-    ProbeSpec {
-        program: "sock_length",
-        category: "sock",
-        tracepoint: "sock_recv_length",
-        feature: "http",
-        required: false,
-        if_missing: "sockets known only from accept/connect and the fd table at attach",
-    },
-    ProbeSpec {
-        program: "sock_length",
-        category: "sock",
-        tracepoint: "sock_send_length",
-        feature: "http",
-        required: false,
-        if_missing: "sockets known only from accept/connect and the fd table at attach",
-    },
+    sock_length("sock_recv_length"),
+    sock_length("sock_send_length"),
 ];
+
+const fn sock_length(tracepoint: &'static str) -> ProbeSpec {
+    ProbeSpec {
+        program: "sock_length",
+        category: "sock",
+        tracepoint,
+        feature: "http",
+        required: false,
+        if_missing: "sockets known only from accept/connect and the fd table at attach",
+    }
+}
 
 const fn sock(
     program: &'static str,
