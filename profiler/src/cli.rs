@@ -84,6 +84,35 @@ pub struct OutputArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub cuda: CudaArgs,
+}
+
+/// CUDA driver/runtime calls, through uprobes on the libcuda/libcudart the target maps.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "CUDA (uprobes on libcuda / libcudart)")]
+pub struct CudaArgs {
+    /// Do not probe CUDA libraries.
+    #[arg(long)]
+    pub no_cuda: bool,
+    /// Also time kernel launches, graph launches and async copies with return probes (host
+    /// time inside each call). Costs ≈ 1 µs more per launch on an H100 host, so it is off by
+    /// default; syncs, blocking copies and allocations are always timed.
+    #[arg(long)]
+    pub cuda_launch_latency: bool,
+    /// Write one JSON line per CUDA call (launch, copy, sync, allocation) to FILE: timestamps,
+    /// thread, kernel name, grid/block, stream, bytes, host time. Bounded by --cuda-trace-limit.
+    #[arg(long, value_name = "FILE")]
+    pub cuda_trace: Option<PathBuf>,
+    /// Stop writing --cuda-trace after this many calls (the report says when it did).
+    #[arg(long, value_name = "CALLS", default_value_t = 100_000)]
+    pub cuda_trace_limit: u64,
+    /// Kernels listed by name in the report; the rest are summed as `other`.
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    pub cuda_top: usize,
+    /// Benchmarks only: attach empty programs in place of the CUDA probes.
+    #[arg(long, hide = true)]
+    pub cuda_empty_probes: bool,
 }
 
 /// Requests inferred from the target's socket syscalls (HTTP/1.1, SSE streaming).

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod cuda;
 pub mod error;
 pub mod http;
 pub mod live;

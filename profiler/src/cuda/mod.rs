@@ -1,0 +1,15 @@
+//! CUDA through uprobes: which kernels a process launches, how long the host spends launching,
+//! how long it blocks in syncs, what it copies and allocates.
+//!
+//! `symbols` is the probe table, `discover` finds the CUDA libraries a process maps, `attach`
+//! puts the uprobes on them, `stubs` names runtime launches by their host stub symbol; the pure
+//! side — `analyzer` (events → aggregates), `report` (JSON/text), `trace` (`--cuda-trace`) —
+//! needs no privileges and is unit-tested.
+
+pub mod analyzer;
+pub mod attach;
+pub mod discover;
+pub mod report;
+pub mod stubs;
+pub mod symbols;
+pub mod trace;
