@@ -4,6 +4,7 @@
 #![no_main]
 
 mod capability;
+mod cuda;
 mod maps;
 mod net;
 mod process;

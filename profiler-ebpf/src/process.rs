@@ -28,6 +28,7 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     }
     // A thread killed inside a traced socket syscall never reaches its exit.
     crate::net::forget_call(tid);
+    crate::cuda::forget_thread(tid);
     0
 }
 

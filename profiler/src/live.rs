@@ -7,6 +7,7 @@ use std::{
 };
 
 use crate::{
+    cuda::{analyzer::CudaInterval, report::live_line},
     report::{fmt_bytes, fmt_us},
     requests::IntervalRequests,
     sched::{SchedTotals, summarize_runq},
@@ -74,7 +75,13 @@ impl LiveView {
             .collect()
     }
 
-    pub fn show(&mut self, tracker: &Tracker, requests: Option<&IntervalRequests>, elapsed_s: f64) {
+    pub fn show(
+        &mut self,
+        tracker: &Tracker,
+        requests: Option<&IntervalRequests>,
+        cuda: Option<&CudaInterval>,
+        elapsed_s: f64,
+    ) {
         let rows = self.rows(tracker);
         if !self.enabled {
             return;
@@ -89,6 +96,9 @@ impl LiveView {
                     render_requests(r, interval_s)
                 ));
             }
+            if let Some(c) = cuda.filter(|c| **c != CudaInterval::default()) {
+                lines.push(format!("                  {}", live_line(c, interval_s)));
+            }
             if self.drawn_lines > 0 {
                 // Move up over the previous drawing and clear to the end of the screen.
                 let _ = write!(err, "\x1b[{}A\x1b[J", self.drawn_lines);
@@ -102,6 +112,10 @@ impl LiveView {
             if let Some(r) = requests {
                 line.push(' ');
                 line.push_str(&render_requests(r, interval_s));
+            }
+            if let Some(c) = cuda.filter(|c| **c != CudaInterval::default()) {
+                line.push(' ');
+                line.push_str(&live_line(c, interval_s));
             }
             let _ = writeln!(err, "{line}");
         }

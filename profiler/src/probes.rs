@@ -7,7 +7,11 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{ProgramError, TracePoint, trace_point::TracePointLink},
+    programs::{
+        ProgramError, TracePoint, UProbe,
+        trace_point::TracePointLink,
+        uprobe::{UProbeAttachPoint, UProbeScope},
+    },
 };
 use profiler_common::{ConnAddrs, NetConfig, ThreadStats, TracepointOffsets, counter};
 use serde::Serialize;
@@ -252,7 +256,10 @@ pub struct Probes {
     socket_fds: HashMap<MapData, u64, u8>,
     conn_addrs: HashMap<MapData, u64, ConnAddrs>,
     sock_events: Option<RingBuf<MapData>>,
-    links: Vec<TracePointLink>,
+    cuda_events: RingBuf<MapData>,
+    cuda_names: RingBuf<MapData>,
+    /// Tracepoint and uprobe links; dropping one detaches it.
+    links: Vec<Box<dyn Send>>,
     pub status: Vec<ProbeStatus>,
 }
 
@@ -263,7 +270,7 @@ impl Drop for Probes {
     fn drop(&mut self) {
         let links = std::mem::take(&mut self.links);
         let per_thread = links.len().div_ceil(8).max(1);
-        let mut chunks: Vec<Vec<TracePointLink>> = Vec::new();
+        let mut chunks: Vec<Vec<Box<dyn Send>>> = Vec::new();
         let mut it = links.into_iter().peekable();
         while it.peek().is_some() {
             chunks.push(it.by_ref().take(per_thread).collect());
@@ -280,6 +287,10 @@ impl Drop for Probes {
 /// drains (every 10 ms), i.e. headroom for ~1M socket syscalls/s.
 pub const SOCK_RING_BYTES: u32 = 8 << 20;
 
+/// Size of the CUDA call ring buffer: 96-byte records, ~40k between two drains (every 10 ms),
+/// i.e. headroom for ~4M calls/s.
+pub const CUDA_RING_BYTES: u32 = 4 << 20;
+
 impl Probes {
     /// Loads the object with this kernel's tracepoint offsets. Nothing is attached yet, so the
     /// caller can seed the maps first.
@@ -288,6 +299,7 @@ impl Probes {
             .override_global("TP_OFFSETS", offsets, true)
             .override_global("NET_CONFIG", net, true)
             .map_max_entries("SOCK_EVENTS", SOCK_RING_BYTES)
+            .map_max_entries("CUDA_EVENTS", CUDA_RING_BYTES)
             .load(PROBES_OBJECT)
             .context("loading the eBPF object")?;
         let mut take = |name: &str| {
@@ -300,6 +312,8 @@ impl Probes {
         let socket_fds = HashMap::try_from(take("SOCKET_FDS")?)?;
         let conn_addrs = HashMap::try_from(take("CONN_ADDRS")?)?;
         let sock_events = Some(RingBuf::try_from(take("SOCK_EVENTS")?)?);
+        let cuda_events = RingBuf::try_from(take("CUDA_EVENTS")?)?;
+        let cuda_names = RingBuf::try_from(take("CUDA_NAMES")?)?;
         Ok(Self {
             ebpf,
             watched,
@@ -308,6 +322,8 @@ impl Probes {
             socket_fds,
             conn_addrs,
             sock_events,
+            cuda_events,
+            cuda_names,
             links: Vec::new(),
             status: Vec::new(),
         })
@@ -317,7 +333,8 @@ impl Probes {
     /// optional one is recorded with the reason and what it costs.
     pub fn attach(&mut self, table: &[ProbeSpec]) -> Result<()> {
         for spec in table {
-            let result = attach_tracepoint(&mut self.ebpf, spec).map(|link| self.links.push(link));
+            let result =
+                attach_tracepoint(&mut self.ebpf, spec).map(|link| self.links.push(Box::new(link)));
             let attach_point = format!("tracepoint:{}:{}", spec.category, spec.tracepoint);
             if let Err(e) = &result
                 && spec.required
@@ -333,6 +350,56 @@ impl Probes {
             });
         }
         Ok(())
+    }
+
+    /// Attaches uprobe (or uretprobe) program `program` at `file_offset` of the ELF file `target`,
+    /// for every process that maps it (the programs filter by watched pid), with `cookie`.
+    pub fn attach_uprobe(
+        &mut self,
+        program: &str,
+        target: &std::path::Path,
+        file_offset: u64,
+        cookie: u64,
+    ) -> Result<()> {
+        let prog: &mut UProbe = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| anyhow!("eBPF object has no program {program}"))?
+            .try_into()?;
+        match prog.load() {
+            Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
+            Err(e) => return Err(describe_program_error(e)),
+        }
+        let point = UProbeAttachPoint {
+            location: file_offset.into(),
+            cookie: Some(cookie),
+        };
+        let id = prog
+            .attach(point, target, UProbeScope::AllProcesses)
+            .map_err(describe_program_error)?;
+        let link = prog.take_link(id).map_err(describe_program_error)?;
+        self.links.push(Box::new(link));
+        Ok(())
+    }
+
+    /// Hands every queued CUDA name record (`is_name` true), then every CUDA call record, to
+    /// `f`: names first, so a launch never arrives before the lookup that named it (except for
+    /// a lookup made while this drains; the analyzer renames such launches later).
+    pub fn drain_cuda(&mut self, mut f: impl FnMut(bool, &[u8])) {
+        while let Some(item) = self.cuda_names.next() {
+            f(true, &item);
+        }
+        while let Some(item) = self.cuda_events.next() {
+            f(false, &item);
+        }
+    }
+
+    pub fn cuda_events_lost(&self) -> u64 {
+        self.counter(counter::CUDA_EVENTS_LOST)
+    }
+
+    pub fn cuda_calls_unfinished(&self) -> u64 {
+        self.counter(counter::CUDA_CALLS_UNFINISHED)
     }
 
     /// Marks `fd` of `tgid` as a socket (the fd-table mode seeds existing connections this way).

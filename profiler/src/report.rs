@@ -36,6 +36,8 @@ pub struct Report {
     pub processes: Vec<ProcessReport>,
     /// Requests inferred from socket syscalls; absent with `--no-http`.
     pub http: Option<HttpSection>,
+    /// CUDA calls from uprobes on libcuda/libcudart; absent with `--no-cuda`.
+    pub cuda: Option<crate::cuda::report::CudaSection>,
     pub probes: Vec<ProbeStatus>,
     pub health: Health,
 }
@@ -168,6 +170,7 @@ pub struct ReportInputs<'a> {
     pub probes: Vec<ProbeStatus>,
     pub health: Health,
     pub http: Option<HttpSection>,
+    pub cuda: Option<crate::cuda::report::CudaSection>,
 }
 
 pub fn build(inputs: ReportInputs<'_>) -> Report {
@@ -202,6 +205,7 @@ pub fn build(inputs: ReportInputs<'_>) -> Report {
         end_reason: inputs.end_reason,
         processes,
         http: inputs.http,
+        cuda: inputs.cuda,
         probes: inputs.probes,
         health: inputs.health,
     }
@@ -321,6 +325,9 @@ pub fn to_text(r: &Report) -> String {
     }
     if let Some(h) = &r.http {
         write_http(&mut out, h);
+    }
+    if let Some(c) = &r.cuda {
+        crate::cuda::report::render_text(c, &mut out);
     }
     let degraded: Vec<&ProbeStatus> = r.probes.iter().filter(|p| !p.attached).collect();
     if !degraded.is_empty() {
@@ -507,6 +514,7 @@ mod tests {
                 missed_runs: Default::default(),
             },
             http: None,
+            cuda: None,
         })
     }
 

@@ -15,6 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     cli::{Format, HttpArgs, OutputArgs},
+    cuda::capture::{CudaCapture, announce_library},
     live::LiveView,
     preflight,
     probes::{Probes, SCHED_PROBES, SOCK_LENGTH_PROBES, SOCK_PROBES, SOCK_STATE_PROBES},
@@ -34,10 +35,15 @@ pub enum Target {
 }
 
 /// How often target exit is checked, independently of the live-view interval.
-const EXIT_POLL: Duration = Duration::from_millis(100);
+const EXIT_POLL: Duration = Duration::from_millis(50);
 
-/// How often socket events are drained from the ring buffer (the kernel side does not wake us).
+/// How often socket and CUDA events are drained from the ring buffers (the kernel side does not
+/// wake us).
 const SOCK_DRAIN: Duration = Duration::from_millis(10);
+
+/// How often the watched processes' maps are scanned for CUDA libraries loaded since: calls a
+/// process makes between mapping a CUDA library and the next scan are not seen.
+const CUDA_SCAN: Duration = Duration::from_millis(250);
 
 /// The socket side of a session: how sockets are classified and the analyzer of their traffic.
 struct HttpCapture {
@@ -55,6 +61,7 @@ impl HttpCapture {
         net: &NetConfig,
         args: &HttpArgs,
         event_log: Option<Box<dyn Write>>,
+        mono_to_unix_ns: i128,
     ) -> Result<Self> {
         let fd_table_only = net.fd_table_only != 0;
         if fd_table_only {
@@ -72,7 +79,6 @@ impl HttpCapture {
             p99: args.sla_p99,
             ttft: args.sla_ttft,
         });
-        let mono_to_unix_ns = unix_now_ns() - i128::from(monotonic_ns());
         Ok(Self {
             analyzer: SocketAnalyzer::new(stats, event_log, mono_to_unix_ns),
             fd_table_only,
@@ -148,6 +154,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         tracker.add_process(pid, root, procstat::sample(pid), 0.0);
     }
     probes.attach(SCHED_PROBES)?;
+    let mono_to_unix_ns = unix_now_ns() - i128::from(monotonic_ns());
     let mut http = if opts.http.no_http {
         None
     } else {
@@ -157,6 +164,18 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             &net,
             &opts.http,
             event_log,
+            mono_to_unix_ns,
+        )?)
+    };
+    let mut cuda = if opts.cuda.no_cuda {
+        None
+    } else {
+        let pids: Vec<u32> = tracker.procs.keys().copied().collect();
+        Some(CudaCapture::start(
+            &mut probes,
+            pids,
+            &opts.cuda,
+            mono_to_unix_ns,
         )?)
     };
     let started = Instant::now();
@@ -169,7 +188,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         _ => None,
     };
     // Always: scripts and tests wait for this line to know every probe is in place.
-    announce(&tracker, &probes, http.as_ref());
+    announce(&tracker, &probes, http.as_ref(), cuda.as_ref());
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -179,6 +198,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         &mut probes,
         &mut tracker,
         &mut http,
+        &mut cuda,
         &mut child,
         &mut live,
         &opts,
@@ -187,6 +207,16 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     collect(&mut probes, &mut tracker, started);
     let duration_s = started.elapsed().as_secs_f64();
     let http_section = http.as_mut().map(|h| h.finish(&mut probes, duration_s));
+    let comm_of = |_pid: u32, tid: u32| {
+        tracker
+            .threads
+            .get(&tid)
+            .map(|t| t.comm.clone())
+            .filter(|c| !c.is_empty())
+    };
+    let cuda_section = cuda
+        .as_mut()
+        .map(|c| c.finish(&mut probes, duration_s, &comm_of));
     let report = report::build(ReportInputs {
         tracker: &tracker,
         started_at_unix_s,
@@ -200,6 +230,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             missed_runs: probes.recursion_misses().into_iter().collect(),
         },
         http: http_section,
+        cuda: cuda_section,
     });
     let rendered = match opts.format {
         Format::Text => report::to_text(&report),
@@ -256,7 +287,12 @@ fn drain(probes: &mut Probes, http: &mut HttpCapture) {
     probes.drain_sock_events(|bytes, addrs| http.analyzer.on_record(bytes, addrs));
 }
 
-fn announce(tracker: &Tracker, probes: &Probes, http: Option<&HttpCapture>) {
+fn announce(
+    tracker: &Tracker,
+    probes: &Probes,
+    http: Option<&HttpCapture>,
+    cuda: Option<&CudaCapture>,
+) {
     let names: Vec<String> = tracker
         .procs
         .values()
@@ -275,6 +311,9 @@ fn announce(tracker: &Tracker, probes: &Probes, http: Option<&HttpCapture>) {
             s.error.as_deref().unwrap_or("")
         );
     }
+    for lib in cuda.map_or(&[][..], |c| c.libraries()) {
+        announce_library(lib);
+    }
     if http.is_some_and(|h| h.fd_table_only) {
         eprintln!(
             "profiler: note: this kernel has no sock:sock_recv_length; sockets are recognised \
@@ -288,6 +327,7 @@ async fn sample_until_end(
     probes: &mut Probes,
     tracker: &mut Tracker,
     http: &mut Option<HttpCapture>,
+    cuda: &mut Option<CudaCapture>,
     child: &mut Option<Child>,
     live: &mut LiveView,
     opts: &OutputArgs,
@@ -321,14 +361,32 @@ async fn sample_until_end(
                     h.analyzer.update_gauges();
                     h.analyzer.stats.take_interval()
                 });
-                live.show(tracker, requests.as_ref(), started.elapsed().as_secs_f64());
+                let gpu = cuda.as_mut().map(|c| {
+                    c.drain(probes);
+                    c.take_interval()
+                });
+                live.show(
+                    tracker,
+                    requests.as_ref(),
+                    gpu.as_ref(),
+                    started.elapsed().as_secs_f64(),
+                );
             }
-            _ = sock_drain.tick(), if http.is_some() => {
+            _ = sock_drain.tick(), if http.is_some() || cuda.is_some() => {
                 if let Some(h) = http.as_mut() {
                     drain(probes, h);
                 }
+                if let Some(c) = cuda.as_mut() {
+                    c.drain(probes);
+                }
             }
             _ = exit_poll.tick() => {
+                if let Some(c) = cuda.as_mut()
+                    && c.last_scan.elapsed() >= CUDA_SCAN
+                {
+                    let pids = probes.watched();
+                    c.rescan(probes, pids);
+                }
                 if targets_exited(tracker, child) {
                     return Ok(EndReason::TargetExited);
                 }

@@ -1,1 +1,550 @@
-//! (being written) CUDA events → aggregates.
+//! CUDA events → aggregates: per-API call counts and host times, kernel launches by name,
+//! syncs per thread, copies per direction, allocations, and a per-stream GPU busy estimate.
+//!
+//! Pure: records in (`on_name`, `on_event`), `CudaAnalysis` out; the only I/O is the optional
+//! `--cuda-trace` writer. Records are decoded with a length check; anything short or with an
+//! unknown API id is counted in `malformed_records`, never a panic.
+//!
+//! Runtime launches (`cudaLaunchKernel*`) are not launches: the driver launch the same thread
+//! makes right after is. The runtime call is kept per thread as a pending host stub that names
+//! that driver launch when the driver tables cannot; two runtime calls in a row mean no driver
+//! launch was seen for the first (libcuda not probed), which is then counted on its own.
+
+use hdrhistogram::Histogram;
+use profiler_common::{CudaEvent, copy_direction, cuda_api as api, cuda_flag};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::cuda::names::{NameId, Names, decode_name_event, short_name};
+use crate::cuda::report::{
+    ApiStats, CopyStats, CudaAnalysis, DIRECTIONS, KernelStats, Launches, MemoryStats, NameStats,
+    OtherKernels, StreamStats, SyncSummary, SyncThread, round3,
+};
+use crate::cuda::symbols::{ApiClass, api_class, api_name};
+use crate::cuda::trace::CudaTrace;
+use crate::requests::{new_hist, record_ns};
+
+pub use crate::cuda::report::live_line;
+
+/// Names a runtime launch's host stub (a symbol of the process at `addr`). The analyzer asks
+/// once per (pid, addr) and only when no driver table names the launch.
+pub trait StubNames {
+    fn stub_name(&mut self, pid: u32, addr: u64) -> Option<String>;
+}
+
+/// A `StubNames` that knows nothing (stubs already asked about are still named from the cache).
+pub struct NoStubs;
+
+impl StubNames for NoStubs {
+    fn stub_name(&mut self, _pid: u32, _addr: u64) -> Option<String> {
+        None
+    }
+}
+
+/// Figures since the previous `take_interval`, for the live view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CudaInterval {
+    pub launches: u64,
+    pub graph_launches: u64,
+    pub sync_calls: u64,
+    /// Thread time blocked in syncs, summed over threads.
+    pub sync_wait_ns: u64,
+    pub copy_bytes: u64,
+    /// The most launched kernel (short name) and its launches.
+    pub top_kernel: Option<(String, u64)>,
+}
+
+#[derive(Debug, Default)]
+struct ApiAgg {
+    calls: u64,
+    errors: u64,
+    total_ns: u64,
+    /// Host time of timed calls (ns); created at the first one.
+    hist: Option<Histogram<u64>>,
+}
+
+#[derive(Debug, Default)]
+struct KernelAgg {
+    launches: u64,
+    grid: [u32; 3],
+    block: [u32; 3],
+    shared_mem: u32,
+}
+
+#[derive(Debug, Default)]
+struct StreamAgg {
+    launches: u64,
+    syncs: u64,
+    /// Entry time of the first launch since the last sync.
+    pending_since: Option<u64>,
+    last_sync_end: u64,
+    busy_ns: u64,
+    synced: bool,
+}
+
+impl StreamAgg {
+    /// A sync ending at `end` covered this stream: the span from its first pending launch (or
+    /// the previous sync, whichever is later) to `end` counts as busy.
+    fn close(&mut self, end: u64) {
+        self.syncs += 1;
+        self.synced = true;
+        if let Some(since) = self.pending_since.take() {
+            self.busy_ns = self
+                .busy_ns
+                .saturating_add(end.saturating_sub(since.max(self.last_sync_end)));
+        }
+        self.last_sync_end = self.last_sync_end.max(end);
+    }
+}
+
+#[derive(Debug, Default)]
+struct ThreadSync {
+    calls: u64,
+    wait_ns: u64,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    stats: MemoryStats,
+    /// (tgid, device pointer) → bytes, for allocations seen while attached.
+    live: FxHashMap<(u32, u64), u64>,
+}
+
+#[derive(Debug, Default)]
+struct Interval {
+    counts: CudaInterval,
+    kernels: FxHashMap<NameId, u64>,
+}
+
+pub struct CudaAnalyzer {
+    top_kernels: usize,
+    trace: Option<CudaTrace>,
+    names: Names,
+    /// Indexed by API id.
+    apis: Vec<ApiAgg>,
+    kernels: FxHashMap<NameId, KernelAgg>,
+    launches: u64,
+    graph_launches: u64,
+    runtime_launches: u64,
+    runtime_without_driver: u64,
+    unnamed: u64,
+    /// (tgid, tid) → the runtime launch waiting for its driver launch.
+    pending: FxHashMap<(u32, u32), CudaEvent>,
+    /// Processes that made at least one driver launch.
+    driver_tgids: FxHashSet<u32>,
+    streams: FxHashMap<(u32, u64), StreamAgg>,
+    syncs: FxHashMap<(u32, u32), ThreadSync>,
+    copies: [(u64, u64); DIRECTIONS.len()],
+    memory: Memory,
+    malformed: u64,
+    interval: Interval,
+}
+
+/// Decodes one `CUDA_EVENTS` record; `None` when it is short.
+pub fn decode_event(record: &[u8]) -> Option<CudaEvent> {
+    if record.len() < size_of::<CudaEvent>() {
+        return None;
+    }
+    // SAFETY: the slice holds at least size_of::<CudaEvent>() bytes (checked above); CudaEvent
+    // is #[repr(C)] plain integers, valid for any bit pattern; read_unaligned copes with the
+    // ring buffer's alignment.
+    Some(unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<CudaEvent>()) })
+}
+
+fn per_s(n: u64, duration_s: f64) -> f64 {
+    if duration_s > 0.0 {
+        round3(n as f64 / duration_s)
+    } else {
+        0.0
+    }
+}
+
+fn ms(ns: u64) -> f64 {
+    round3(ns as f64 / 1e6)
+}
+
+impl CudaAnalyzer {
+    pub fn new(top_kernels: usize, trace: Option<CudaTrace>) -> Self {
+        Self {
+            top_kernels,
+            trace,
+            names: Names::default(),
+            apis: (0..api::COUNT).map(|_| ApiAgg::default()).collect(),
+            kernels: FxHashMap::default(),
+            launches: 0,
+            graph_launches: 0,
+            runtime_launches: 0,
+            runtime_without_driver: 0,
+            unnamed: 0,
+            pending: FxHashMap::default(),
+            driver_tgids: FxHashSet::default(),
+            streams: FxHashMap::default(),
+            syncs: FxHashMap::default(),
+            copies: [(0, 0); DIRECTIONS.len()],
+            memory: Memory::default(),
+            malformed: 0,
+            interval: Interval::default(),
+        }
+    }
+
+    /// One `CUDA_NAMES` record (drained before the events, so names precede their launches).
+    pub fn on_name(&mut self, record: &[u8]) {
+        match decode_name_event(record) {
+            Some(ev) if self.names.add(&ev) => {}
+            _ => self.malformed += 1,
+        }
+    }
+
+    /// One `CUDA_EVENTS` record.
+    pub fn on_event(&mut self, record: &[u8], stubs: &mut dyn StubNames) {
+        let Some(ev) = decode_event(record) else {
+            self.malformed += 1;
+            return;
+        };
+        // cuKernelGetFunction is resolved in the kernel and never reported on its own.
+        if ev.api == 0 || ev.api >= api::COUNT || ev.api == api::KERNEL_GET_FUNCTION {
+            self.malformed += 1;
+            return;
+        }
+        let timed = ev.flags & cuda_flag::TIMED != 0;
+        // A call that returned an error did nothing: counted per API, not applied.
+        let failed = timed && ev.ret != 0;
+        let host_ns = if timed { ev.duration_ns } else { 0 };
+        self.count_api(&ev, timed, failed);
+        let mut kernel = None;
+        match api_class(ev.api) {
+            ApiClass::Launch => kernel = self.on_launch(&ev, failed, stubs),
+            ApiClass::Runtime => self.on_runtime_launch(ev, stubs),
+            ApiClass::GraphLaunch if !failed => {
+                self.graph_launches += 1;
+                self.interval.counts.graph_launches += 1;
+                self.stream_launch(&ev);
+            }
+            ApiClass::Copy if !failed => {
+                let dir = match ev.direction {
+                    d @ copy_direction::UNKNOWN..=copy_direction::PEER => usize::from(d),
+                    _ => usize::from(copy_direction::UNKNOWN),
+                };
+                self.copies[dir].0 += 1;
+                self.copies[dir].1 = self.copies[dir].1.saturating_add(ev.bytes);
+                self.interval.counts.copy_bytes =
+                    self.interval.counts.copy_bytes.saturating_add(ev.bytes);
+            }
+            ApiClass::Alloc if !failed => self.on_alloc(&ev, timed),
+            ApiClass::Free if !failed => self.on_free(&ev),
+            ApiClass::Sync => self.on_sync(&ev, host_ns, failed),
+            _ => {}
+        }
+        if let Some(t) = &mut self.trace {
+            t.record(&ev, kernel.map(|id| self.names.get(id).display.as_str()));
+        }
+    }
+
+    fn count_api(&mut self, ev: &CudaEvent, timed: bool, failed: bool) {
+        let a = &mut self.apis[usize::from(ev.api)];
+        a.calls += 1;
+        if timed {
+            a.errors += u64::from(failed);
+            a.total_ns = a.total_ns.saturating_add(ev.duration_ns);
+            record_ns(a.hist.get_or_insert_with(new_hist), ev.duration_ns);
+        }
+    }
+
+    fn on_launch(
+        &mut self,
+        ev: &CudaEvent,
+        failed: bool,
+        stubs: &mut dyn StubNames,
+    ) -> Option<NameId> {
+        self.driver_tgids.insert(ev.tgid);
+        let stub = self.pending.remove(&(ev.tgid, ev.tid)).map(|rt| rt.handle);
+        let (id, named) = self.names.resolve_launch(ev, stub, stubs);
+        if !failed {
+            self.count_launch(ev, id, named);
+        }
+        Some(id)
+    }
+
+    fn on_runtime_launch(&mut self, ev: CudaEvent, stubs: &mut dyn StubNames) {
+        self.runtime_launches += 1;
+        if let Some(prev) = self.pending.insert((ev.tgid, ev.tid), ev) {
+            self.count_without_driver(&prev, stubs);
+        }
+    }
+
+    /// A runtime launch no driver launch followed: counted as a launch named by its stub.
+    fn count_without_driver(&mut self, rt: &CudaEvent, stubs: &mut dyn StubNames) {
+        self.runtime_without_driver += 1;
+        let (id, named) = match self.names.stub(rt.tgid, rt.handle, stubs) {
+            Some(id) => (id, true),
+            None => (self.names.intern_unresolved(rt.handle), false),
+        };
+        self.count_launch(rt, id, named);
+    }
+
+    fn count_launch(&mut self, ev: &CudaEvent, id: NameId, named: bool) {
+        self.launches += 1;
+        self.unnamed += u64::from(!named);
+        let k = self.kernels.entry(id).or_default();
+        k.launches += 1;
+        k.grid = ev.grid;
+        k.block = ev.block;
+        k.shared_mem = ev.shared_mem;
+        self.interval.counts.launches += 1;
+        *self.interval.kernels.entry(id).or_default() += 1;
+        self.stream_launch(ev);
+    }
+
+    fn stream_launch(&mut self, ev: &CudaEvent) {
+        let s = self.streams.entry((ev.tgid, ev.stream)).or_default();
+        s.launches += 1;
+        // Threads' events can interleave out of time order: keep the earliest.
+        s.pending_since = Some(s.pending_since.map_or(ev.ts_ns, |p| p.min(ev.ts_ns)));
+    }
+
+    fn on_alloc(&mut self, ev: &CudaEvent, timed: bool) {
+        let m = &mut self.memory;
+        m.stats.allocations += 1;
+        m.stats.allocated_bytes = m.stats.allocated_bytes.saturating_add(ev.bytes);
+        // The device pointer is only known when the return was probed.
+        if timed && ev.handle != 0 {
+            if let Some(old) = m.live.insert((ev.tgid, ev.handle), ev.bytes) {
+                // Its free was not seen (lost event): the old allocation is gone.
+                m.stats.live_bytes = m.stats.live_bytes.saturating_sub(old);
+            }
+            m.stats.live_bytes = m.stats.live_bytes.saturating_add(ev.bytes);
+            m.stats.peak_live_bytes = m.stats.peak_live_bytes.max(m.stats.live_bytes);
+        }
+    }
+
+    fn on_free(&mut self, ev: &CudaEvent) {
+        let m = &mut self.memory;
+        m.stats.frees += 1;
+        match m.live.remove(&(ev.tgid, ev.handle)) {
+            Some(bytes) => {
+                m.stats.freed_bytes = m.stats.freed_bytes.saturating_add(bytes);
+                m.stats.live_bytes = m.stats.live_bytes.saturating_sub(bytes);
+            }
+            None => m.stats.frees_unknown += 1,
+        }
+    }
+
+    fn on_sync(&mut self, ev: &CudaEvent, host_ns: u64, failed: bool) {
+        let t = self.syncs.entry((ev.tgid, ev.tid)).or_default();
+        t.calls += 1;
+        t.wait_ns = t.wait_ns.saturating_add(host_ns);
+        self.interval.counts.sync_calls += 1;
+        self.interval.counts.sync_wait_ns =
+            self.interval.counts.sync_wait_ns.saturating_add(host_ns);
+        if failed {
+            return;
+        }
+        let end = ev.ts_ns.saturating_add(host_ns);
+        if ev.api == api::STREAM_SYNC {
+            self.streams
+                .entry((ev.tgid, ev.stream))
+                .or_default()
+                .close(end);
+            return;
+        }
+        // Context sync waits for every stream of the process; an event sync for the stream the
+        // event was recorded on, which we do not know: treated the same.
+        for (_, s) in self.streams.iter_mut().filter(|((p, _), _)| *p == ev.tgid) {
+            if s.pending_since.is_some() {
+                s.close(end);
+            } else {
+                s.last_sync_end = s.last_sync_end.max(end);
+            }
+        }
+    }
+
+    /// Counts the runtime launches still waiting for a driver launch in processes that never
+    /// made one (libcuda not probed): with `NoStubs` they are named from the stub cache only.
+    /// `report` calls it with `NoStubs`; call it before with a real resolver to name them all.
+    /// A pending launch in a process with driver launches is dropped: its driver call comes
+    /// after the session (or the runtime call failed before reaching the driver).
+    pub fn flush_pending(&mut self, stubs: &mut dyn StubNames) {
+        let mut pending: Vec<CudaEvent> = self.pending.drain().map(|(_, ev)| ev).collect();
+        pending.sort_by_key(|ev| (ev.ts_ns, ev.tid));
+        for rt in pending {
+            if !self.driver_tgids.contains(&rt.tgid) {
+                self.count_without_driver(&rt, stubs);
+            }
+        }
+    }
+
+    /// This interval's figures; starts the next interval.
+    pub fn take_interval(&mut self) -> CudaInterval {
+        let iv = std::mem::take(&mut self.interval);
+        let mut counts = iv.counts;
+        counts.top_kernel = iv
+            .kernels
+            .iter()
+            .map(|(&id, &n)| (n, self.names.get(id).display.as_str()))
+            .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+            .map(|(n, name)| (short_name(name), n));
+        counts
+    }
+
+    /// The session's figures; also finishes (flushes) the trace.
+    /// `comm_of(pid, tid)` names threads in the sync table.
+    pub fn report(
+        &mut self,
+        duration_s: f64,
+        comm_of: &dyn Fn(u32, u32) -> Option<String>,
+    ) -> CudaAnalysis {
+        self.flush_pending(&mut NoStubs);
+        let trace = self.trace.as_mut().map(|t| {
+            t.finish();
+            t.summary()
+        });
+        CudaAnalysis {
+            apis: self.api_stats(),
+            launches: self.launch_stats(duration_s),
+            sync: self.sync_stats(duration_s, comm_of),
+            copies: self
+                .copies
+                .iter()
+                .zip(DIRECTIONS)
+                .filter(|((calls, _), _)| *calls > 0)
+                .map(|(&(calls, bytes), direction)| CopyStats {
+                    direction,
+                    calls,
+                    bytes,
+                    bytes_per_s: per_s(bytes, duration_s),
+                })
+                .collect(),
+            memory: self.memory.stats,
+            streams: self.stream_stats(),
+            gpu_busy_is_estimate: true,
+            names: NameStats {
+                functions: self.names.counts.functions,
+                kernels: self.names.counts.kernels,
+                truncated: self.names.counts.truncated,
+            },
+            trace,
+            malformed_records: self.malformed,
+        }
+    }
+
+    fn api_stats(&self) -> Vec<ApiStats> {
+        let mut out: Vec<ApiStats> = self
+            .apis
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.calls > 0)
+            .map(|(id, a)| {
+                let name = api_name(id as u16);
+                let h = a.hist.as_ref().filter(|h| !h.is_empty());
+                let q = |q: f64| h.map(|h| round3(h.value_at_quantile(q) as f64 / 1e3));
+                ApiStats {
+                    api: name,
+                    calls: a.calls,
+                    errors: a.errors,
+                    timed: h.is_some(),
+                    total_ms: h.map(|_| ms(a.total_ns)),
+                    mean_us: h.map(|h| round3(a.total_ns as f64 / h.len() as f64 / 1e3)),
+                    p50_us: q(0.50),
+                    p90_us: q(0.90),
+                    p99_us: q(0.99),
+                    max_us: h.map(|h| round3(h.max() as f64 / 1e3)),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.api.cmp(b.api)));
+        out
+    }
+
+    fn launch_stats(&self, duration_s: f64) -> Launches {
+        let mut all: Vec<(&KernelAgg, NameId)> =
+            self.kernels.iter().map(|(&id, k)| (k, id)).collect();
+        let name = |id: NameId| &self.names.get(id).display;
+        all.sort_by(|a, b| {
+            b.0.launches
+                .cmp(&a.0.launches)
+                .then_with(|| name(a.1).cmp(name(b.1)))
+        });
+        let split = all.len().min(self.top_kernels);
+        let kernels = all[..split]
+            .iter()
+            .map(|&(k, id)| {
+                let n = self.names.get(id);
+                KernelStats {
+                    name: n.display.clone(),
+                    mangled: n.mangled.clone(),
+                    launches: k.launches,
+                    per_s: per_s(k.launches, duration_s),
+                    last_grid: k.grid,
+                    last_block: k.block,
+                    shared_mem: k.shared_mem,
+                    truncated_name: n.truncated,
+                }
+            })
+            .collect();
+        let other = OtherKernels {
+            kernels: (all.len() - split) as u64,
+            launches: all[split..].iter().map(|(k, _)| k.launches).sum(),
+        };
+        Launches {
+            total: self.launches,
+            per_s: per_s(self.launches, duration_s),
+            graph_launches: self.graph_launches,
+            runtime_launches: self.runtime_launches,
+            runtime_launches_without_driver: self.runtime_without_driver,
+            unnamed: self.unnamed,
+            kernels,
+            other,
+        }
+    }
+
+    fn sync_stats(
+        &self,
+        duration_s: f64,
+        comm_of: &dyn Fn(u32, u32) -> Option<String>,
+    ) -> SyncSummary {
+        let mut rows: Vec<(&(u32, u32), &ThreadSync)> = self.syncs.iter().collect();
+        rows.sort_by(|a, b| b.1.wait_ns.cmp(&a.1.wait_ns).then_with(|| a.0.cmp(b.0)));
+        let share = |ns: u64| {
+            if duration_s > 0.0 {
+                (ns as f64 / 1e9 / duration_s * 1e4).round() / 1e4
+            } else {
+                0.0
+            }
+        };
+        SyncSummary {
+            calls: self.syncs.values().map(|t| t.calls).sum(),
+            wait_ms: ms(self
+                .syncs
+                .values()
+                .fold(0u64, |sum, t| sum.saturating_add(t.wait_ns))),
+            threads: rows
+                .into_iter()
+                .map(|(&(pid, tid), t)| SyncThread {
+                    pid,
+                    tid,
+                    comm: comm_of(pid, tid),
+                    calls: t.calls,
+                    wait_ms: ms(t.wait_ns),
+                    wall_share: share(t.wait_ns),
+                })
+                .collect(),
+        }
+    }
+
+    fn stream_stats(&self) -> Vec<StreamStats> {
+        let mut rows: Vec<(&(u32, u64), &StreamAgg)> = self.streams.iter().collect();
+        rows.sort_by(|a, b| (a.0.0, b.1.launches, a.0.1).cmp(&(b.0.0, a.1.launches, b.0.1)));
+        rows.into_iter()
+            .map(|(&(pid, stream), s)| StreamStats {
+                pid,
+                stream: format!("{stream:#x}"),
+                launches: s.launches,
+                syncs: s.syncs,
+                gpu_busy_estimate_ms: s.synced.then(|| ms(s.busy_ns)),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "analyzer_tests.rs"]
+mod tests;

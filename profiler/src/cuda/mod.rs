@@ -8,7 +8,10 @@
 
 pub mod analyzer;
 pub mod attach;
+pub mod capture;
 pub mod discover;
+pub mod elf;
+pub mod names;
 pub mod report;
 pub mod stubs;
 pub mod symbols;

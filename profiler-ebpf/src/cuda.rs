@@ -1,0 +1,403 @@
+//! CUDA driver/runtime calls of watched processes, from uprobes on `libcuda`/`libcudart`.
+//!
+//! One entry program serves every probed symbol: the attach cookie says which API family it is
+//! (`profiler_common::cuda_api`) and whether a return probe is attached too. Untimed calls are
+//! emitted at entry (the cheap path for hot launches); timed ones are parked per thread and
+//! emitted by the return program with the host time and the CUresult.
+//!
+//! Kernel names: `cuModuleGetFunction`/`cuLibraryGetKernel` are timed, and their return emits the
+//! name with the handle it was written to. The CUDA 12 runtime turns a `CUkernel` into the
+//! `CUfunction` it launches with `cuKernelGetFunction` right before every launch; instead of a
+//! (costly) return probe there, its entry parks the output pointer, and the launch that follows on
+//! the same thread reads the `CUfunction` back and tags itself with the `CUkernel`.
+
+use aya_ebpf::{
+    EbpfContext as _,
+    bindings::BPF_RB_NO_WAKEUP,
+    helpers::{
+        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
+        bpf_probe_read_user_str_bytes,
+    },
+    macros::{map, uprobe, uretprobe},
+    maps::{HashMap, PerCpuArray, RingBuf},
+    programs::{ProbeContext, RetProbeContext},
+};
+use profiler_common::{
+    CUDA_COOKIE_TIMED, CudaEvent, CudaNameEvent, MAX_ACTIVE_CALLS, copy_direction as dir,
+    counter, cuda_api as api, cuda_flag,
+};
+
+use crate::maps::{bump, is_watched};
+
+/// A timed call between its entry and return.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ParkedCall {
+    event: CudaEvent,
+    /// Where the call writes its result (`CUfunction *`, `CUdeviceptr *`, …), 0 if nowhere.
+    out_ptr: u64,
+    /// The name argument of name lookups; `size_t *pitch` of `cuMemAllocPitch`.
+    extra_ptr: u64,
+}
+
+/// Timed calls in progress, per thread. Removed at the return, or at thread exit.
+#[map]
+static CUDA_CALLS: HashMap<u32, ParkedCall> = HashMap::with_max_entries(MAX_ACTIVE_CALLS, 0);
+
+/// `cuKernelGetFunction(CUfunction *out, CUkernel k)` entries waiting for the thread's next
+/// launch: `[out, k]`.
+#[map]
+static KERNEL_LOOKUPS: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(MAX_ACTIVE_CALLS, 0);
+
+/// CUDA calls for userspace. Sized by userspace at load.
+#[map]
+pub static CUDA_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// Kernel names for userspace (rare, big records).
+#[map]
+pub static CUDA_NAMES: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+/// A name record is too big for the 512-byte eBPF stack: it is assembled here.
+#[map]
+static NAME_SCRATCH: PerCpuArray<CudaNameEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Drops thread `tid`'s parked CUDA state (it is exiting).
+#[inline(always)]
+pub fn forget_thread(tid: u32) {
+    let _ = CUDA_CALLS.remove(tid);
+    let _ = KERNEL_LOOKUPS.remove(tid);
+}
+
+#[uprobe]
+pub fn cuda_enter(ctx: ProbeContext) -> u32 {
+    let _ = try_enter(&ctx);
+    0
+}
+
+#[uretprobe]
+pub fn cuda_exit(ctx: RetProbeContext) -> u32 {
+    let _ = try_exit(&ctx);
+    0
+}
+
+/// Benchmarks only (`--cuda-empty-probes`): the cost of a uprobe that does nothing.
+#[uprobe]
+pub fn cuda_empty(_ctx: ProbeContext) -> u32 {
+    0
+}
+
+/// Argument registers before arguments spill to the stack, and where the first stack argument
+/// is at function entry (x86-64: above the return address).
+#[cfg(bpf_target_arch = "aarch64")]
+const REG_ARGS: usize = 8;
+#[cfg(bpf_target_arch = "aarch64")]
+const FIRST_STACK_ARG: u64 = 0;
+#[cfg(not(bpf_target_arch = "aarch64"))]
+const REG_ARGS: usize = 6;
+#[cfg(not(bpf_target_arch = "aarch64"))]
+const FIRST_STACK_ARG: u64 = 8;
+
+/// Integer/pointer argument `n` (from 0) at a function's first instruction.
+#[inline(always)]
+fn arg(ctx: &ProbeContext, n: usize) -> u64 {
+    if n < REG_ARGS {
+        return ctx.arg::<u64>(n).unwrap_or(0);
+    }
+    let sp = stack_pointer(ctx);
+    let at = sp + FIRST_STACK_ARG + 8 * (n - REG_ARGS) as u64;
+    read_u64(at)
+}
+
+#[cfg(not(bpf_target_arch = "aarch64"))]
+#[inline(always)]
+fn stack_pointer(ctx: &ProbeContext) -> u64 {
+    // SAFETY: `regs` is the probe's pt_regs, valid for the program's run.
+    unsafe { (*ctx.regs).rsp }
+}
+
+#[cfg(bpf_target_arch = "aarch64")]
+#[inline(always)]
+fn stack_pointer(ctx: &ProbeContext) -> u64 {
+    // SAFETY: `regs` is the probe's pt_regs, valid for the program's run.
+    unsafe { (*ctx.regs).sp }
+}
+
+/// A u64 from the process's memory; 0 when unreadable.
+#[inline(always)]
+fn read_u64(addr: u64) -> u64 {
+    if addr == 0 {
+        return 0;
+    }
+    // SAFETY: bpf_probe_read_user checks the address; a fault returns an error.
+    unsafe { bpf_probe_read_user(addr as *const u64) }.unwrap_or(0)
+}
+
+/// `CUlaunchConfig` (driver) and the head of `cudaLaunchConfig_t` (runtime) share this layout:
+/// grid and block dimensions, dynamic shared memory, then the stream at offset 32 (the runtime
+/// has a `size_t` shared memory at 24, whose low half is the same on little-endian).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct LaunchConfigHead {
+    grid: [u32; 3],
+    block: [u32; 3],
+    shared_mem: u32,
+    _pad: u32,
+    stream: u64,
+}
+
+/// The fields of `CUDA_MEMCPY2D` that say what moves where (offsets from cuda.h).
+const MEMCPY2D_SRC_TYPE: u64 = 16;
+const MEMCPY2D_DST_TYPE: u64 = 72;
+const MEMCPY2D_WIDTH: u64 = 112;
+const MEMCPY2D_HEIGHT: u64 = 120;
+
+/// `CUmemorytype`.
+const MEM_HOST: u64 = 1;
+const MEM_DEVICE: u64 = 2;
+const MEM_ARRAY: u64 = 3;
+
+fn try_enter(ctx: &ProbeContext) -> Option<()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if !is_watched(tgid) {
+        return None;
+    }
+    let tid = pid_tgid as u32;
+    // SAFETY: the helper only reads the cookie of the link that ran this program.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let api_id = cookie as u16;
+    if api_id == api::KERNEL_GET_FUNCTION {
+        let _ = KERNEL_LOOKUPS.insert(tid, [arg(ctx, 0), arg(ctx, 1)], 0);
+        return Some(());
+    }
+    let mut call = ParkedCall {
+        event: CudaEvent {
+            // SAFETY: no preconditions.
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            tgid,
+            tid,
+            api: api_id,
+            ..CudaEvent::default()
+        },
+        out_ptr: 0,
+        extra_ptr: 0,
+    };
+    describe_call(ctx, &mut call);
+    if cookie & CUDA_COOKIE_TIMED != 0 {
+        const BPF_NOEXIST: u64 = 1;
+        if CUDA_CALLS.insert(tid, call, BPF_NOEXIST).is_err() {
+            // A timed call already parked on this thread never returned through its probe
+            // (nested call, or the map is full): replace it, and count it.
+            bump(counter::CUDA_CALLS_UNFINISHED);
+            let _ = CUDA_CALLS.insert(tid, call, 0);
+        }
+    } else {
+        emit(&call.event);
+    }
+    Some(())
+}
+
+/// Fills the event from the arguments of the API family it belongs to.
+#[inline(always)]
+fn describe_call(ctx: &ProbeContext, call: &mut ParkedCall) {
+    let ev = &mut call.event;
+    match ev.api {
+        api::LAUNCH_KERNEL | api::LAUNCH_COOPERATIVE => {
+            ev.handle = arg(ctx, 0);
+            ev.grid = [arg(ctx, 1) as u32, arg(ctx, 2) as u32, arg(ctx, 3) as u32];
+            ev.block = [arg(ctx, 4) as u32, arg(ctx, 5) as u32, arg(ctx, 6) as u32];
+            ev.shared_mem = arg(ctx, 7) as u32;
+            ev.stream = arg(ctx, 8);
+            resolve_kernel(ev);
+        }
+        api::LAUNCH_KERNEL_EX => {
+            read_launch_config(ev, arg(ctx, 0));
+            ev.handle = arg(ctx, 1);
+            resolve_kernel(ev);
+        }
+        api::GRAPH_LAUNCH => {
+            ev.handle = arg(ctx, 0);
+            ev.stream = arg(ctx, 1);
+        }
+        api::MEMCPY_HTOD | api::MEMCPY_DTOH | api::MEMCPY_DTOD | api::MEMCPY => {
+            ev.bytes = arg(ctx, 2);
+            ev.direction = fixed_direction(ev.api);
+        }
+        api::MEMCPY_HTOD_ASYNC | api::MEMCPY_DTOH_ASYNC | api::MEMCPY_DTOD_ASYNC
+        | api::MEMCPY_ASYNC => {
+            ev.bytes = arg(ctx, 2);
+            ev.stream = arg(ctx, 3);
+            ev.direction = fixed_direction(ev.api);
+        }
+        api::MEMCPY_PEER => {
+            ev.bytes = arg(ctx, 4);
+            ev.direction = dir::PEER;
+        }
+        api::MEMCPY_PEER_ASYNC => {
+            ev.bytes = arg(ctx, 4);
+            ev.stream = arg(ctx, 5);
+            ev.direction = dir::PEER;
+        }
+        api::MEMCPY_2D | api::MEMCPY_2D_ASYNC => {
+            let copy = arg(ctx, 0);
+            if copy != 0 {
+                ev.bytes = read_u64(copy + MEMCPY2D_WIDTH) * read_u64(copy + MEMCPY2D_HEIGHT);
+                // The enums are 4 bytes; the padding after them is not ours to trust.
+                let src = read_u64(copy + MEMCPY2D_SRC_TYPE) & 0xffff_ffff;
+                let dst = read_u64(copy + MEMCPY2D_DST_TYPE) & 0xffff_ffff;
+                ev.direction = direction_2d(src, dst);
+            }
+            if ev.api == api::MEMCPY_2D_ASYNC {
+                ev.stream = arg(ctx, 1);
+            }
+        }
+        api::MEM_ALLOC | api::MEM_ALLOC_MANAGED | api::MEM_ALLOC_ASYNC => {
+            call.out_ptr = arg(ctx, 0);
+            ev.bytes = arg(ctx, 1);
+        }
+        api::MEM_ALLOC_PITCH => {
+            // Bytes = pitch × height; the pitch is only known at return.
+            call.out_ptr = arg(ctx, 0);
+            call.extra_ptr = arg(ctx, 1);
+            ev.bytes = arg(ctx, 3);
+        }
+        api::MEM_FREE => ev.handle = arg(ctx, 0),
+        api::MEM_FREE_ASYNC => {
+            ev.handle = arg(ctx, 0);
+            ev.stream = arg(ctx, 1);
+        }
+        api::STREAM_SYNC => ev.stream = arg(ctx, 0),
+        api::EVENT_SYNC => ev.handle = arg(ctx, 0),
+        api::MODULE_GET_FUNCTION | api::LIBRARY_GET_KERNEL => {
+            call.out_ptr = arg(ctx, 0);
+            ev.handle2 = arg(ctx, 1);
+            call.extra_ptr = arg(ctx, 2);
+        }
+        api::RT_LAUNCH_KERNEL => {
+            // dim3 is passed by value in two registers each: {x, y} then {z}.
+            ev.handle = arg(ctx, 0);
+            let (gxy, gz, bxy, bz) = (arg(ctx, 1), arg(ctx, 2), arg(ctx, 3), arg(ctx, 4));
+            ev.grid = [gxy as u32, (gxy >> 32) as u32, gz as u32];
+            ev.block = [bxy as u32, (bxy >> 32) as u32, bz as u32];
+            ev.shared_mem = arg(ctx, 6) as u32;
+            ev.stream = arg(ctx, 7);
+        }
+        api::RT_LAUNCH_KERNEL_EX => {
+            read_launch_config(ev, arg(ctx, 0));
+            ev.handle = arg(ctx, 1);
+        }
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn read_launch_config(ev: &mut CudaEvent, config: u64) {
+    if config == 0 {
+        return;
+    }
+    // SAFETY: bpf_probe_read_user checks the address; a fault returns an error.
+    if let Ok(c) = unsafe { bpf_probe_read_user(config as *const LaunchConfigHead) } {
+        ev.grid = c.grid;
+        ev.block = c.block;
+        ev.shared_mem = c.shared_mem;
+        ev.stream = c.stream;
+    }
+}
+
+#[inline(always)]
+fn fixed_direction(api_id: u16) -> u8 {
+    match api_id {
+        api::MEMCPY_HTOD | api::MEMCPY_HTOD_ASYNC => dir::HTOD,
+        api::MEMCPY_DTOH | api::MEMCPY_DTOH_ASYNC => dir::DTOH,
+        api::MEMCPY_DTOD | api::MEMCPY_DTOD_ASYNC => dir::DTOD,
+        _ => dir::UNKNOWN,
+    }
+}
+
+#[inline(always)]
+fn direction_2d(src: u64, dst: u64) -> u8 {
+    let on_device = |t: u64| t == MEM_DEVICE || t == MEM_ARRAY;
+    match (src, dst) {
+        (MEM_HOST, MEM_HOST) => dir::HTOH,
+        (MEM_HOST, d) if on_device(d) => dir::HTOD,
+        (s, MEM_HOST) if on_device(s) => dir::DTOH,
+        (s, d) if on_device(s) && on_device(d) => dir::DTOD,
+        _ => dir::UNKNOWN,
+    }
+}
+
+/// Tags a launch with the `CUkernel` that `cuKernelGetFunction` just turned into its function.
+#[inline(always)]
+fn resolve_kernel(ev: &mut CudaEvent) {
+    let Some(lookup) = KERNEL_LOOKUPS.get_ptr(ev.tid) else {
+        return;
+    };
+    // SAFETY: pointer from a successful lookup, valid for this run.
+    let [out, kernel] = unsafe { *lookup };
+    if out != 0 && read_u64(out) == ev.handle {
+        ev.handle2 = kernel;
+        ev.flags |= cuda_flag::KERNEL_RESOLVED;
+    }
+    let _ = KERNEL_LOOKUPS.remove(ev.tid);
+}
+
+fn try_exit(ctx: &RetProbeContext) -> Option<()> {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let parked = CUDA_CALLS.get_ptr(tid)?;
+    // SAFETY: pointer from a successful lookup; copied out before the entry is removed.
+    let call = unsafe { *parked };
+    let _ = CUDA_CALLS.remove(tid);
+    let mut ev = call.event;
+    // SAFETY: no preconditions.
+    ev.duration_ns = unsafe { bpf_ktime_get_ns() }.saturating_sub(ev.ts_ns);
+    ev.ret = ctx.ret::<u64>() as i32;
+    ev.flags |= cuda_flag::TIMED;
+    if ev.ret == 0 {
+        match ev.api {
+            api::MEM_ALLOC | api::MEM_ALLOC_MANAGED | api::MEM_ALLOC_ASYNC => {
+                ev.handle = read_u64(call.out_ptr);
+            }
+            api::MEM_ALLOC_PITCH => {
+                ev.handle = read_u64(call.out_ptr);
+                ev.bytes *= read_u64(call.extra_ptr);
+            }
+            api::MODULE_GET_FUNCTION | api::LIBRARY_GET_KERNEL => {
+                ev.handle = read_u64(call.out_ptr);
+                emit_name(&ev, call.extra_ptr);
+            }
+            _ => {}
+        }
+    }
+    emit(&ev);
+    Some(())
+}
+
+#[inline(always)]
+fn emit(ev: &CudaEvent) {
+    if CUDA_EVENTS.output::<CudaEvent>(ev, BPF_RB_NO_WAKEUP as u64).is_err() {
+        bump(counter::CUDA_EVENTS_LOST);
+    }
+}
+
+#[inline(always)]
+fn emit_name(ev: &CudaEvent, name_ptr: u64) {
+    let Some(scratch) = NAME_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: the per-CPU scratch slot is this CPU's and nothing else runs on it meanwhile.
+    let rec = unsafe { &mut *scratch };
+    rec.ts_ns = ev.ts_ns;
+    rec.handle = ev.handle;
+    rec.scope = ev.handle2;
+    rec.tgid = ev.tgid;
+    rec.tid = ev.tid;
+    rec.api = ev.api;
+    rec.name[0] = 0;
+    if name_ptr != 0 {
+        // SAFETY: the helper checks the source address and NUL-terminates within the buffer.
+        let _ = unsafe { bpf_probe_read_user_str_bytes(name_ptr as *const u8, &mut rec.name) };
+    }
+    if CUDA_NAMES.output::<CudaNameEvent>(&*rec, BPF_RB_NO_WAKEUP as u64).is_err() {
+        bump(counter::CUDA_EVENTS_LOST);
+    }
+}

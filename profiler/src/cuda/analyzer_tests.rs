@@ -1,0 +1,1121 @@
+//! Unit tests of the CUDA analyzer (`analyzer.rs`), its report (`report.rs`) and trace
+//! (`trace.rs`): records are built as the eBPF side writes them and fed as bytes.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use profiler_common::{CUDA_NAME_MAX, CudaNameEvent};
+
+use super::*;
+use crate::cuda::report::{CudaSection, render_text};
+
+const PID: u32 = 100;
+const TID: u32 = 101;
+const US: u64 = 1_000;
+
+/// The bytes of a CUDA record, as the ring buffer hands them over.
+fn event_bytes(ev: &CudaEvent) -> Vec<u8> {
+    // SAFETY: CudaEvent is #[repr(C)] with explicit padding fields (no implicit padding bytes),
+    // so all its size_of bytes are initialized; the slice lives no longer than `ev`.
+    unsafe {
+        std::slice::from_raw_parts(
+            (ev as *const CudaEvent).cast::<u8>(),
+            size_of::<CudaEvent>(),
+        )
+    }
+    .to_vec()
+}
+
+fn name_bytes(ev: &CudaNameEvent) -> Vec<u8> {
+    // SAFETY: as `event_bytes`: #[repr(C)], explicit padding, every byte initialized.
+    unsafe {
+        std::slice::from_raw_parts(
+            (ev as *const CudaNameEvent).cast::<u8>(),
+            size_of::<CudaNameEvent>(),
+        )
+    }
+    .to_vec()
+}
+
+fn call(api_id: u16) -> CudaEvent {
+    CudaEvent {
+        ts_ns: 1_000,
+        tgid: PID,
+        tid: TID,
+        api: api_id,
+        ..Default::default()
+    }
+}
+
+fn timed(mut ev: CudaEvent, duration_ns: u64, ret: i32) -> CudaEvent {
+    ev.flags |= cuda_flag::TIMED;
+    ev.duration_ns = duration_ns;
+    ev.ret = ret;
+    ev
+}
+
+fn launch(function: u64) -> CudaEvent {
+    CudaEvent {
+        handle: function,
+        grid: [4, 1, 1],
+        block: [256, 1, 1],
+        ..call(api::LAUNCH_KERNEL)
+    }
+}
+
+fn runtime_launch(stub: u64) -> CudaEvent {
+    CudaEvent {
+        handle: stub,
+        ..call(api::RT_LAUNCH_KERNEL)
+    }
+}
+
+fn name_event(api_id: u16, handle: u64, name: &[u8]) -> CudaNameEvent {
+    let mut ev = CudaNameEvent {
+        ts_ns: 1,
+        handle,
+        scope: 0x77,
+        tgid: PID,
+        tid: TID,
+        api: api_id,
+        _pad: [0; 6],
+        name: [0; CUDA_NAME_MAX],
+    };
+    let n = name.len().min(CUDA_NAME_MAX);
+    ev.name[..n].copy_from_slice(&name[..n]);
+    ev
+}
+
+/// A stub resolver that counts how often it is asked.
+#[derive(Default)]
+struct Stubs {
+    names: HashMap<(u32, u64), String>,
+    asked: usize,
+}
+
+impl Stubs {
+    fn with(pid: u32, addr: u64, name: &str) -> Self {
+        let mut s = Self::default();
+        s.names.insert((pid, addr), name.into());
+        s
+    }
+}
+
+impl StubNames for Stubs {
+    fn stub_name(&mut self, pid: u32, addr: u64) -> Option<String> {
+        self.asked += 1;
+        self.names.get(&(pid, addr)).cloned()
+    }
+}
+
+fn analyzer() -> CudaAnalyzer {
+    CudaAnalyzer::new(10, None)
+}
+
+fn feed(a: &mut CudaAnalyzer, evs: &[CudaEvent], stubs: &mut dyn StubNames) {
+    for ev in evs {
+        a.on_event(&event_bytes(ev), stubs);
+    }
+}
+
+fn name(a: &mut CudaAnalyzer, api_id: u16, handle: u64, n: &str) {
+    a.on_name(&name_bytes(&name_event(api_id, handle, n.as_bytes())));
+}
+
+fn report(a: &mut CudaAnalyzer) -> CudaAnalysis {
+    a.report(2.0, &|_, tid| Some(format!("t{tid}")))
+}
+
+fn api_row<'a>(r: &'a CudaAnalysis, n: &str) -> &'a ApiStats {
+    r.apis.iter().find(|a| a.api == n).expect(n)
+}
+
+fn kernel<'a>(r: &'a CudaAnalysis, n: &str) -> &'a KernelStats {
+    r.launches.kernels.iter().find(|k| k.name == n).expect(n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-API counts and host times.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn per_api_calls_errors_and_host_times() {
+    let mut a = analyzer();
+    let mut evs = vec![launch(1); 100];
+    for i in 1..=10 {
+        let ret = if i == 10 { 1 } else { 0 };
+        evs.push(timed(call(api::MEMCPY_HTOD), i * US, ret));
+    }
+    evs.push(runtime_launch(0x400));
+    feed(&mut a, &evs, &mut NoStubs);
+    let r = report(&mut a);
+    assert_eq!(r.apis[0].api, "cuLaunchKernel");
+    let l = api_row(&r, "cuLaunchKernel");
+    assert_eq!((l.calls, l.errors, l.timed), (100, 0, false));
+    assert_eq!(
+        (l.total_ms, l.mean_us, l.p99_us, l.max_us),
+        (None, None, None, None)
+    );
+    let m = api_row(&r, "cuMemcpyHtoD");
+    assert_eq!((m.calls, m.errors, m.timed), (10, 1, true));
+    assert_eq!(m.total_ms, Some(0.055));
+    assert_eq!(m.mean_us, Some(5.5));
+    // Percentiles come from the HDR histogram: within 0.1 %.
+    for (got, want) in [
+        (m.p50_us, 5.0),
+        (m.p90_us, 9.0),
+        (m.p99_us, 10.0),
+        (m.max_us, 10.0),
+    ] {
+        let got = got.unwrap();
+        assert!((got - want).abs() <= want * 1e-3, "{got} vs {want}");
+    }
+    // Runtime calls are listed (calls only) but are not launches.
+    assert_eq!(api_row(&r, "cudaLaunchKernel").calls, 1);
+    assert_eq!(r.launches.total, 100);
+    assert_eq!(r.launches.runtime_launches, 1);
+    assert_eq!(r.apis.len(), 3);
+}
+
+#[test]
+fn apis_sort_by_calls_then_name() {
+    let mut a = analyzer();
+    let evs = [
+        call(api::CTX_SYNC),
+        call(api::STREAM_SYNC),
+        call(api::MEM_ALLOC),
+        call(api::MEM_ALLOC),
+    ];
+    feed(&mut a, &evs, &mut NoStubs);
+    let names: Vec<&str> = report(&mut a).apis.iter().map(|a| a.api).collect();
+    assert_eq!(
+        names,
+        ["cuMemAlloc", "cuCtxSynchronize", "cuStreamSynchronize"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel names.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn module_function_names_are_demangled_and_keep_the_mangled_form() {
+    let mut a = analyzer();
+    name(
+        &mut a,
+        api::MODULE_GET_FUNCTION,
+        0xf1,
+        "_Z10vector_addPfPKfi",
+    );
+    name(&mut a, api::MODULE_GET_FUNCTION, 0xf2, "plain_c_kernel");
+    let mut stubs = Stubs::default();
+    feed(
+        &mut a,
+        &[launch(0xf1), launch(0xf1), launch(0xf2)],
+        &mut stubs,
+    );
+    let r = report(&mut a);
+    let k = kernel(&r, "vector_add(float*, float const*, int)");
+    assert_eq!(k.mangled.as_deref(), Some("_Z10vector_addPfPKfi"));
+    assert_eq!(k.launches, 2);
+    assert_eq!(k.per_s, 1.0);
+    assert_eq!((k.last_grid, k.last_block), ([4, 1, 1], [256, 1, 1]));
+    assert!(!k.truncated_name);
+    assert_eq!(kernel(&r, "plain_c_kernel").mangled, None);
+    assert_eq!((r.launches.unnamed, r.names.functions), (0, 2));
+    assert_eq!(stubs.asked, 0, "named launches never ask for stub symbols");
+}
+
+#[test]
+fn names_are_per_process() {
+    let mut a = analyzer();
+    name(&mut a, api::MODULE_GET_FUNCTION, 0xf1, "k_in_100");
+    let other = CudaEvent {
+        tgid: 200,
+        tid: 201,
+        ..launch(0xf1)
+    };
+    feed(&mut a, &[launch(0xf1), other], &mut NoStubs);
+    let r = report(&mut a);
+    assert_eq!(kernel(&r, "k_in_100").launches, 1);
+    assert_eq!(kernel(&r, "unresolved@0xf1").launches, 1);
+    assert_eq!(r.launches.unnamed, 1);
+}
+
+#[test]
+fn library_kernel_names_a_resolved_launch_and_is_remembered_for_its_function() {
+    let mut a = analyzer();
+    name(&mut a, api::LIBRARY_GET_KERNEL, 0xc0de, "gemm_kernel");
+    let first = CudaEvent {
+        handle2: 0xc0de,
+        flags: cuda_flag::KERNEL_RESOLVED,
+        ..launch(0xf7)
+    };
+    // Later launches of the same CUfunction carry no CUkernel.
+    feed(&mut a, &[first, launch(0xf7), launch(0xf7)], &mut NoStubs);
+    let r = report(&mut a);
+    assert_eq!(kernel(&r, "gemm_kernel").launches, 3);
+    assert_eq!((r.launches.unnamed, r.names.kernels), (0, 1));
+}
+
+#[test]
+fn module_function_name_wins_over_the_library_kernel() {
+    let mut a = analyzer();
+    name(&mut a, api::MODULE_GET_FUNCTION, 0xf7, "by_function");
+    name(&mut a, api::LIBRARY_GET_KERNEL, 0xc0de, "by_kernel");
+    let ev = CudaEvent {
+        handle2: 0xc0de,
+        flags: cuda_flag::KERNEL_RESOLVED,
+        ..launch(0xf7)
+    };
+    feed(&mut a, &[ev], &mut NoStubs);
+    assert_eq!(report(&mut a).launches.kernels[0].name, "by_function");
+}
+
+#[test]
+fn runtime_stub_names_the_next_driver_launch_once_and_lazily() {
+    let mut a = analyzer();
+    let mut stubs = Stubs::with(PID, 0x4000, "_Z6scale2Pfi");
+    let evs = [
+        runtime_launch(0x4000),
+        launch(0xf9),
+        runtime_launch(0x4000),
+        launch(0xf9),
+    ];
+    feed(&mut a, &evs, &mut stubs);
+    let r = report(&mut a);
+    let k = kernel(&r, "scale2(float*, int)");
+    assert_eq!(k.launches, 2);
+    assert_eq!(k.mangled.as_deref(), Some("_Z6scale2Pfi"));
+    // The second launch is named through the remembered function: no second lookup.
+    assert_eq!(stubs.asked, 1);
+    let l = &r.launches;
+    assert_eq!(
+        (
+            l.total,
+            l.runtime_launches,
+            l.runtime_launches_without_driver,
+            l.unnamed
+        ),
+        (2, 2, 0, 0)
+    );
+}
+
+#[test]
+fn stub_lookups_are_cached_per_process_and_address() {
+    let mut a = analyzer();
+    let mut stubs = Stubs::default(); // knows nothing
+    // Three different functions launched through the same unknown stub.
+    let evs = [
+        runtime_launch(0x4000),
+        launch(0xa1),
+        runtime_launch(0x4000),
+        launch(0xa2),
+        runtime_launch(0x4000),
+        launch(0xa3),
+    ];
+    feed(&mut a, &evs, &mut stubs);
+    assert_eq!(stubs.asked, 1);
+    assert_eq!(report(&mut a).launches.unnamed, 3);
+}
+
+#[test]
+fn a_runtime_stub_is_consumed_by_the_next_driver_launch_of_its_thread_only() {
+    let mut a = analyzer();
+    let mut stubs = Stubs::with(PID, 0x4000, "stub_kernel");
+    let other_thread = CudaEvent {
+        tid: TID + 1,
+        ..launch(0xb1)
+    };
+    feed(
+        &mut a,
+        &[runtime_launch(0x4000), other_thread, launch(0xb2)],
+        &mut stubs,
+    );
+    let r = report(&mut a);
+    assert_eq!(kernel(&r, "stub_kernel").launches, 1);
+    assert_eq!(kernel(&r, "unresolved@0xb1").launches, 1);
+    assert_eq!(r.launches.total, 2);
+}
+
+#[test]
+fn runtime_launches_without_driver_launches_count_as_launches() {
+    let mut a = analyzer();
+    let mut stubs = Stubs::with(PID, 0x4000, "_Z4stepv");
+    let evs = [
+        runtime_launch(0x4000),
+        runtime_launch(0x4000),
+        runtime_launch(0x4000),
+    ];
+    feed(&mut a, &evs, &mut stubs);
+    let r = report(&mut a);
+    let l = &r.launches;
+    // Two seen in a row while running, the last one flushed at the report (this process made
+    // no driver launch at all), named from the stub cache.
+    assert_eq!(
+        (
+            l.total,
+            l.runtime_launches,
+            l.runtime_launches_without_driver
+        ),
+        (3, 3, 3)
+    );
+    assert_eq!(kernel(&r, "step()").launches, 3);
+    assert_eq!(stubs.asked, 1);
+}
+
+#[test]
+fn a_pending_runtime_launch_at_the_end_is_dropped_when_the_process_has_driver_launches() {
+    let mut a = analyzer();
+    let mut stubs = Stubs::with(PID, 0x4000, "k");
+    feed(
+        &mut a,
+        &[runtime_launch(0x4000), launch(0xc1), runtime_launch(0x4000)],
+        &mut stubs,
+    );
+    let r = report(&mut a);
+    assert_eq!(r.launches.total, 1);
+    assert_eq!(r.launches.runtime_launches, 2);
+    assert_eq!(r.launches.runtime_launches_without_driver, 0);
+}
+
+#[test]
+fn flush_pending_names_leftovers_with_a_real_resolver() {
+    let mut a = analyzer();
+    feed(&mut a, &[runtime_launch(0x5000)], &mut NoStubs);
+    let mut stubs = Stubs::with(PID, 0x5000, "late");
+    a.flush_pending(&mut stubs);
+    let r = report(&mut a);
+    assert_eq!(kernel(&r, "late").launches, 1);
+    assert_eq!(r.launches.runtime_launches_without_driver, 1);
+}
+
+#[test]
+fn unresolved_launches_get_a_placeholder_and_are_counted_unnamed() {
+    let mut a = analyzer();
+    feed(&mut a, &[launch(0xdead), launch(0xdead)], &mut NoStubs);
+    let r = report(&mut a);
+    let k = kernel(&r, "unresolved@0xdead");
+    assert_eq!((k.launches, k.mangled.clone()), (2, None));
+    assert_eq!(r.launches.unnamed, 2);
+}
+
+#[test]
+fn a_name_learnt_after_an_unresolved_launch_names_the_later_ones() {
+    let mut a = analyzer();
+    feed(&mut a, &[launch(0xe1)], &mut NoStubs);
+    name(&mut a, api::MODULE_GET_FUNCTION, 0xe1, "late_name");
+    feed(&mut a, &[launch(0xe1)], &mut NoStubs);
+    let r = report(&mut a);
+    assert_eq!(kernel(&r, "late_name").launches, 1);
+    assert_eq!(r.launches.unnamed, 1);
+}
+
+#[test]
+fn a_name_without_nul_is_marked_truncated() {
+    let mut a = analyzer();
+    let long = vec![b'k'; CUDA_NAME_MAX + 10];
+    a.on_name(&name_bytes(&name_event(
+        api::MODULE_GET_FUNCTION,
+        0xf1,
+        &long,
+    )));
+    feed(&mut a, &[launch(0xf1)], &mut NoStubs);
+    let r = report(&mut a);
+    let k = &r.launches.kernels[0];
+    assert!(k.truncated_name);
+    assert_eq!(k.name.len(), CUDA_NAME_MAX);
+    assert_eq!(r.names.truncated, 1);
+}
+
+#[test]
+fn top_kernels_and_the_rest_in_other() {
+    let mut a = CudaAnalyzer::new(2, None);
+    for (h, n) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+        name(&mut a, api::MODULE_GET_FUNCTION, h, n);
+    }
+    let mut evs = Vec::new();
+    for (h, times) in [(4, 5), (3, 3), (2, 3), (1, 1)] {
+        evs.extend(std::iter::repeat_n(launch(h), times));
+    }
+    feed(&mut a, &evs, &mut NoStubs);
+    let r = report(&mut a);
+    let top: Vec<(&str, u64)> = r
+        .launches
+        .kernels
+        .iter()
+        .map(|k| (k.name.as_str(), k.launches))
+        .collect();
+    assert_eq!(top, [("d", 5), ("b", 3)]);
+    assert_eq!(
+        r.launches.other,
+        OtherKernels {
+            kernels: 2,
+            launches: 4
+        }
+    );
+    assert_eq!(r.launches.total, 12);
+    assert_eq!(r.launches.per_s, 6.0);
+}
+
+#[test]
+fn failed_launches_are_not_counted_but_consume_the_runtime_stub() {
+    let mut a = analyzer();
+    let mut stubs = Stubs::with(PID, 0x4000, "k");
+    let failed = timed(launch(0xf1), 3 * US, 700);
+    feed(
+        &mut a,
+        &[runtime_launch(0x4000), failed, runtime_launch(0x4000)],
+        &mut stubs,
+    );
+    a.flush_pending(&mut NoStubs);
+    let r = report(&mut a);
+    assert_eq!(r.launches.total, 0);
+    assert_eq!(r.launches.runtime_launches_without_driver, 0);
+    assert_eq!(api_row(&r, "cuLaunchKernel").errors, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Copies, memory, syncs, streams.
+// ---------------------------------------------------------------------------------------------
+
+fn copy(api_id: u16, bytes: u64, direction: u8) -> CudaEvent {
+    CudaEvent {
+        bytes,
+        direction,
+        ..call(api_id)
+    }
+}
+
+#[test]
+fn copies_per_direction_in_order() {
+    use copy_direction::*;
+    let mut a = analyzer();
+    let evs = [
+        copy(api::MEMCPY_PEER, 10, PEER),
+        copy(api::MEMCPY_HTOD, 1000, HTOD),
+        copy(api::MEMCPY_HTOD_ASYNC, 2000, HTOD),
+        copy(api::MEMCPY_DTOH, 500, DTOH),
+        copy(api::MEMCPY, 7, UNKNOWN),
+        copy(api::MEMCPY, 3, 42), // not a direction the probes emit: unknown
+        timed(copy(api::MEMCPY_DTOH, 999, DTOH), US, 1), // failed: nothing copied
+    ];
+    feed(&mut a, &evs, &mut NoStubs);
+    let r = report(&mut a);
+    let rows: Vec<(&str, u64, u64, f64)> = r
+        .copies
+        .iter()
+        .map(|c| (c.direction, c.calls, c.bytes, c.bytes_per_s))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("unknown", 2, 10, 5.0),
+            ("htod", 2, 3000, 1500.0),
+            ("dtoh", 1, 500, 250.0),
+            ("peer", 1, 10, 5.0),
+        ]
+    );
+    assert_eq!(api_row(&r, "cuMemcpyDtoH").errors, 1);
+}
+
+fn alloc(ptr: u64, bytes: u64) -> CudaEvent {
+    timed(
+        CudaEvent {
+            handle: ptr,
+            bytes,
+            ..call(api::MEM_ALLOC)
+        },
+        10 * US,
+        0,
+    )
+}
+
+fn free(ptr: u64) -> CudaEvent {
+    timed(
+        CudaEvent {
+            handle: ptr,
+            ..call(api::MEM_FREE)
+        },
+        5 * US,
+        0,
+    )
+}
+
+#[test]
+fn allocations_live_and_peak_bytes() {
+    let mut a = analyzer();
+    let failed = timed(
+        CudaEvent {
+            bytes: 1 << 40,
+            ..call(api::MEM_ALLOC)
+        },
+        US,
+        2,
+    );
+    let other_process = CudaEvent {
+        tgid: 7,
+        ..free(0xa000)
+    };
+    let evs = [
+        alloc(0xa000, 1000),
+        alloc(0xb000, 3000),
+        failed,
+        free(0xa000),
+        other_process, // same pointer, other process: unknown
+        free(0xc000),  // never allocated while attached
+        alloc(0xd000, 500),
+    ];
+    feed(&mut a, &evs, &mut NoStubs);
+    let r = report(&mut a);
+    assert_eq!(
+        r.memory,
+        MemoryStats {
+            allocations: 3,
+            allocated_bytes: 4500,
+            frees: 3,
+            freed_bytes: 1000,
+            frees_unknown: 2,
+            live_bytes: 3500,
+            peak_live_bytes: 4000,
+        }
+    );
+    let m = api_row(&r, "cuMemAlloc");
+    assert_eq!((m.calls, m.errors), (4, 1));
+}
+
+#[test]
+fn an_untimed_allocation_counts_but_is_not_live() {
+    let mut a = analyzer();
+    let untimed = CudaEvent {
+        handle: 0xa000,
+        bytes: 64,
+        ..call(api::MEM_ALLOC_MANAGED)
+    };
+    feed(&mut a, &[untimed], &mut NoStubs);
+    let m = report(&mut a).memory;
+    assert_eq!((m.allocations, m.allocated_bytes, m.live_bytes), (1, 64, 0));
+}
+
+fn sync_on(api_id: u16, tid: u32, stream: u64, ts_ns: u64, wait_ns: u64) -> CudaEvent {
+    timed(
+        CudaEvent {
+            ts_ns,
+            tid,
+            stream,
+            ..call(api_id)
+        },
+        wait_ns,
+        0,
+    )
+}
+
+#[test]
+fn sync_wait_per_thread() {
+    let mut a = analyzer();
+    let evs = [
+        sync_on(api::STREAM_SYNC, 1, 0, 0, 100 * US),
+        sync_on(api::CTX_SYNC, 2, 0, 0, 300_000 * US),
+        sync_on(api::STREAM_SYNC, 1, 0, 0, 200 * US),
+        sync_on(api::EVENT_SYNC, 1, 0, 0, 700 * US),
+    ];
+    feed(&mut a, &evs, &mut NoStubs);
+    let r = report(&mut a);
+    assert_eq!((r.sync.calls, r.sync.wait_ms), (4, 301.0));
+    let t: Vec<(u32, Option<&str>, u64, f64, f64)> = r
+        .sync
+        .threads
+        .iter()
+        .map(|t| (t.tid, t.comm.as_deref(), t.calls, t.wait_ms, t.wall_share))
+        .collect();
+    assert_eq!(
+        t,
+        [
+            (2, Some("t2"), 1, 300.0, 0.15),
+            (1, Some("t1"), 3, 1.0, 0.0005)
+        ]
+    );
+    assert_eq!(api_row(&r, "cuStreamSynchronize").total_ms, Some(0.3));
+}
+
+fn launch_on(stream: u64, ts_ns: u64) -> CudaEvent {
+    CudaEvent {
+        stream,
+        ts_ns,
+        ..launch(0xf1)
+    }
+}
+
+fn stream<'a>(r: &'a CudaAnalysis, pid: u32, s: &str) -> &'a StreamStats {
+    r.streams
+        .iter()
+        .find(|x| x.pid == pid && x.stream == s)
+        .expect(s)
+}
+
+#[test]
+fn gpu_busy_estimate_from_stream_syncs() {
+    let mut a = analyzer();
+    let evs = [
+        launch_on(0x50, 1_000),
+        launch_on(0x50, 2_000),
+        sync_on(api::STREAM_SYNC, TID, 0x50, 3_000, 7_000), // ends 10_000: busy 9_000
+        launch_on(0x50, 12_000),
+        sync_on(api::STREAM_SYNC, TID, 0x50, 13_000, 7_000), // ends 20_000: busy +8_000
+        sync_on(api::STREAM_SYNC, TID, 0x50, 21_000, 1_000), // nothing pending: +0
+        launch_on(0x60, 5_000),                              // never synced
+    ];
+    feed(&mut a, &evs, &mut NoStubs);
+    let r = report(&mut a);
+    let s = stream(&r, PID, "0x50");
+    assert_eq!((s.launches, s.syncs), (3, 3));
+    assert_eq!(s.gpu_busy_estimate_ms, Some(0.017));
+    assert_eq!(stream(&r, PID, "0x60").gpu_busy_estimate_ms, None);
+    assert!(r.gpu_busy_is_estimate);
+    // Ordered by launches (desc) within a process.
+    assert_eq!(r.streams[0].stream, "0x50");
+}
+
+#[test]
+fn a_launch_reported_after_a_sync_that_covered_it_starts_at_the_sync() {
+    let mut a = analyzer();
+    // Another thread's launch entered at 5_000 but arrives after the sync that ended at 10_000.
+    let evs = [
+        launch_on(0x50, 1_000),
+        sync_on(api::STREAM_SYNC, TID, 0x50, 2_000, 8_000),
+        launch_on(0x50, 5_000),
+        sync_on(api::STREAM_SYNC, TID, 0x50, 11_000, 4_000), // ends 15_000
+    ];
+    feed(&mut a, &evs, &mut NoStubs);
+    let r = report(&mut a);
+    // 9_000 + (15_000 − max(5_000, 10_000)).
+    assert_eq!(stream(&r, PID, "0x50").gpu_busy_estimate_ms, Some(0.014));
+}
+
+#[test]
+fn ctx_and_event_syncs_close_every_pending_stream_of_the_process() {
+    let mut a = analyzer();
+    let other = CudaEvent {
+        tgid: 9,
+        ..launch_on(0x70, 1_000)
+    };
+    let graph = CudaEvent {
+        stream: 0x60,
+        ts_ns: 4_000,
+        ..call(api::GRAPH_LAUNCH)
+    };
+    let evs = [
+        launch_on(0x50, 1_000),
+        graph,
+        other,
+        sync_on(api::CTX_SYNC, TID, 0, 6_000, 4_000), // ends 10_000
+        launch_on(0x50, 11_000),
+        sync_on(api::EVENT_SYNC, TID, 0, 12_000, 8_000), // ends 20_000
+    ];
+    feed(&mut a, &evs, &mut NoStubs);
+    let r = report(&mut a);
+    let s50 = stream(&r, PID, "0x50");
+    assert_eq!((s50.launches, s50.syncs), (2, 2));
+    assert_eq!(s50.gpu_busy_estimate_ms, Some(0.018)); // 9_000 + 9_000
+    let s60 = stream(&r, PID, "0x60");
+    assert_eq!((s60.launches, s60.syncs), (1, 1)); // nothing pending at the event sync
+    assert_eq!(s60.gpu_busy_estimate_ms, Some(0.006));
+    assert_eq!(stream(&r, 9, "0x70").gpu_busy_estimate_ms, None);
+    assert_eq!(r.launches.graph_launches, 1);
+    assert_eq!(r.launches.total, 3);
+}
+
+#[test]
+fn a_failed_sync_counts_its_wait_but_closes_no_span() {
+    let mut a = analyzer();
+    let mut failed = sync_on(api::STREAM_SYNC, TID, 0x50, 2_000, 1_000);
+    failed.ret = 999;
+    feed(&mut a, &[launch_on(0x50, 1_000), failed], &mut NoStubs);
+    let r = report(&mut a);
+    assert_eq!(stream(&r, PID, "0x50").gpu_busy_estimate_ms, None);
+    assert_eq!(
+        (r.sync.calls, api_row(&r, "cuStreamSynchronize").errors),
+        (1, 1)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live view.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn intervals_count_since_the_previous_take() {
+    let mut a = analyzer();
+    name(
+        &mut a,
+        api::MODULE_GET_FUNCTION,
+        0xf1,
+        "_ZN2at6native4gemmILi4EEEvPf",
+    );
+    let mut evs = vec![launch(0xf1); 3];
+    evs.push(launch(0xf2));
+    evs.push(call(api::GRAPH_LAUNCH));
+    evs.push(call(api::GRAPH_LAUNCH));
+    evs.push(copy(api::MEMCPY_HTOD, 2 << 20, copy_direction::HTOD));
+    evs.push(sync_on(api::CTX_SYNC, TID, 0, 0, 500_000_000));
+    feed(&mut a, &evs, &mut NoStubs);
+    let iv = a.take_interval();
+    assert_eq!(
+        iv,
+        CudaInterval {
+            launches: 4,
+            graph_launches: 2,
+            sync_calls: 1,
+            sync_wait_ns: 500_000_000,
+            copy_bytes: 2 << 20,
+            top_kernel: Some(("at::native::gemm<…>".into(), 3)),
+        }
+    );
+    assert_eq!(
+        live_line(&iv, 2.0),
+        "cuda: 2 launches/s + 1 graphs/s, sync wait 25%, copies 1.0 MiB/s, top \
+         at::native::gemm<…>"
+    );
+    assert_eq!(a.take_interval(), CudaInterval::default());
+    assert_eq!(
+        live_line(&CudaInterval::default(), 0.0),
+        "cuda: 0 launches/s, sync wait 0%, copies 0 B/s"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trace.
+// ---------------------------------------------------------------------------------------------
+
+/// A writer the test can read back after the trace owns it.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let buf = self.0.lock().unwrap();
+        std::str::from_utf8(&buf)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[test]
+fn trace_writes_one_line_per_call_up_to_the_limit() {
+    let out = Shared::default();
+    let trace = CudaTrace::new(Box::new(out.clone()), 4, 1_000_000_000).with_path("t.jsonl");
+    let mut a = CudaAnalyzer::new(10, Some(trace));
+    name(
+        &mut a,
+        api::MODULE_GET_FUNCTION,
+        0xf1,
+        "_Z10vector_addPfPKfi",
+    );
+    let evs = [
+        runtime_launch(0x4000),
+        CudaEvent {
+            stream: 0x50,
+            shared_mem: 128,
+            ..launch(0xf1)
+        },
+        timed(
+            copy(api::MEMCPY_DTOH, 4096, copy_direction::DTOH),
+            7 * US,
+            0,
+        ),
+        alloc(0xa000, 64),
+        free(0xa000),
+        call(api::CTX_SYNC),
+    ];
+    feed(&mut a, &evs, &mut NoStubs);
+    let r = report(&mut a);
+    let t = r.trace.as_ref().unwrap();
+    assert_eq!(
+        (t.path.as_deref(), t.written, t.truncated, t.error.clone()),
+        (Some("t.jsonl"), 4, true, None)
+    );
+    let lines = out.lines();
+    assert_eq!(lines.len(), 4);
+    let rt = &lines[0];
+    assert_eq!(rt["api"], "cudaLaunchKernel");
+    assert_eq!(rt["kernel"], serde_json::Value::Null);
+    assert_eq!(rt["handle"], "0x4000");
+    let l = &lines[1];
+    assert_eq!(l["ts_unix_ns"], 1_000_001_000i64);
+    assert_eq!(
+        (l["pid"].as_u64(), l["tid"].as_u64()),
+        (Some(100), Some(101))
+    );
+    assert_eq!(l["api"], "cuLaunchKernel");
+    assert_eq!(l["kernel"], "vector_add(float*, float const*, int)");
+    assert_eq!(l["grid"], serde_json::json!([4, 1, 1]));
+    assert_eq!(l["block"], serde_json::json!([256, 1, 1]));
+    assert_eq!(l["shared_mem"], 128);
+    assert_eq!(l["stream"], "0x50");
+    assert_eq!(l["host_ns"], serde_json::Value::Null);
+    assert_eq!(l["result"], serde_json::Value::Null);
+    assert_eq!(l["bytes"], serde_json::Value::Null);
+    let c = &lines[2];
+    assert_eq!(
+        (c["bytes"].as_u64(), c["direction"].as_str()),
+        (Some(4096), Some("dtoh"))
+    );
+    assert_eq!(
+        (c["host_ns"].as_u64(), c["result"].as_i64()),
+        (Some(7000), Some(0))
+    );
+    assert_eq!(c["kernel"], serde_json::Value::Null);
+    assert_eq!(lines[3]["api"], "cuMemAlloc");
+    assert_eq!(lines[3]["bytes"], 64);
+    // Every line has every key.
+    for l in &lines {
+        assert_eq!(l.as_object().unwrap().len(), 14, "{l}");
+    }
+}
+
+#[test]
+fn trace_write_errors_stop_the_trace_and_are_reported() {
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk full"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::Error::other("disk full"))
+        }
+    }
+    let mut a = CudaAnalyzer::new(10, Some(CudaTrace::new(Box::new(Broken), 10, 0)));
+    feed(&mut a, &[launch(1), launch(2)], &mut NoStubs);
+    let t = report(&mut a).trace.unwrap();
+    // The lines went into the buffer; that they were lost is only known at the flush.
+    assert_eq!(t.written, 2);
+    assert_eq!(t.error.as_deref(), Some("disk full"));
+}
+
+#[test]
+fn trace_limit_zero_writes_nothing() {
+    let out = Shared::default();
+    let mut trace = CudaTrace::new(Box::new(out.clone()), 0, 0);
+    trace.record(&launch(1), Some("k"));
+    trace.finish();
+    assert_eq!((trace.written(), trace.truncated()), (0, true));
+    assert!(out.lines().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn malformed_records_are_counted_not_applied() {
+    let mut a = analyzer();
+    let good = event_bytes(&launch(1));
+    a.on_event(&good[..95], &mut NoStubs);
+    a.on_event(&[], &mut NoStubs);
+    for bad_api in [0, api::COUNT, 999, api::KERNEL_GET_FUNCTION] {
+        a.on_event(&event_bytes(&call(bad_api)), &mut NoStubs);
+    }
+    let good_name = name_bytes(&name_event(api::MODULE_GET_FUNCTION, 1, b"k"));
+    a.on_name(&good_name[..100]);
+    a.on_name(&name_bytes(&name_event(api::LAUNCH_KERNEL, 1, b"k")));
+    a.on_name(&name_bytes(&name_event(api::MODULE_GET_FUNCTION, 1, b"")));
+    // A longer record (padding) is fine.
+    let mut padded = good.clone();
+    padded.extend_from_slice(&[0; 8]);
+    a.on_event(&padded, &mut NoStubs);
+    let r = report(&mut a);
+    assert_eq!(r.malformed_records, 9);
+    assert_eq!(r.launches.total, 1);
+    assert!(r.apis.iter().all(|x| x.api != "cuKernelGetFunction"));
+}
+
+#[test]
+fn random_records_never_panic() {
+    // A fixed xorshift stream: reproducible garbage, with the api field often in range.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let out = Shared::default();
+    let mut a = CudaAnalyzer::new(3, Some(CudaTrace::new(Box::new(out), 50, i128::MIN)));
+    let mut stubs = Stubs::with(PID, 1, "_Z");
+    for i in 0..20_000 {
+        let len = if i % 7 == 0 {
+            (next() % 700) as usize
+        } else {
+            size_of::<CudaEvent>()
+        };
+        let mut rec: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if rec.len() >= 96 && i % 2 == 0 {
+            rec[88] = (next() % 32) as u8; // api low byte
+            rec[89] = 0;
+            rec[32..40].copy_from_slice(&u64::MAX.to_le_bytes()); // stream
+        }
+        a.on_event(&rec, &mut stubs);
+        let mut name: Vec<u8> = (0..size_of::<CudaNameEvent>())
+            .map(|_| next() as u8)
+            .collect();
+        name[32] = 26 + (i % 2) as u8;
+        name[33] = 0;
+        a.on_name(&name);
+    }
+    let r = report(&mut a);
+    assert!(r.malformed_records > 0);
+    let section = CudaSection {
+        libraries: vec![],
+        launch_latency: "timed",
+        events_lost: 0,
+        calls_unfinished: 0,
+        analysis: r,
+    };
+    let mut text = String::new();
+    render_text(&section, &mut text);
+    serde_json::to_string(&section).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report section: JSON shape and text.
+// ---------------------------------------------------------------------------------------------
+
+fn section(analysis: CudaAnalysis, libraries: usize, latency: &'static str) -> CudaSection {
+    use crate::cuda::attach::AttachedLibrary;
+    use crate::cuda::symbols::LibraryKind;
+    CudaSection {
+        libraries: (0..libraries)
+            .map(|_| AttachedLibrary {
+                pid: PID,
+                path: "/usr/lib/libcuda.so.1".into(),
+                kind: LibraryKind::Driver,
+                probes: 40,
+                error: None,
+            })
+            .collect(),
+        launch_latency: latency,
+        events_lost: 0,
+        calls_unfinished: 0,
+        analysis,
+    }
+}
+
+fn sample() -> CudaAnalysis {
+    let mut a = analyzer();
+    name(
+        &mut a,
+        api::MODULE_GET_FUNCTION,
+        0xf1,
+        "_Z10vector_addPfPKfi",
+    );
+    let evs = [
+        launch_on(0, 1_000),
+        sync_on(api::STREAM_SYNC, TID, 0, 2_000, 3_000),
+        copy(api::MEMCPY_HTOD, 3000, copy_direction::HTOD),
+        alloc(0xa000, 4096),
+    ];
+    feed(&mut a, &evs, &mut NoStubs);
+    report(&mut a)
+}
+
+#[test]
+fn section_json_has_the_documented_shape() {
+    let v = serde_json::to_value(section(sample(), 1, "entry-only")).unwrap();
+    for key in [
+        "libraries",
+        "launch_latency",
+        "events_lost",
+        "calls_unfinished",
+        "apis",
+        "launches",
+        "sync",
+        "copies",
+        "memory",
+        "streams",
+        "gpu_busy_is_estimate",
+        "names",
+        "trace",
+        "malformed_records",
+    ] {
+        assert!(v.get(key).is_some(), "{key}");
+    }
+    assert_eq!(v["launch_latency"], "entry-only");
+    assert_eq!(v["libraries"][0]["kind"], "driver");
+    assert_eq!(v["gpu_busy_is_estimate"], true);
+    assert_eq!(v["trace"], serde_json::Value::Null);
+    let k = &v["launches"]["kernels"][0];
+    assert_eq!(k["name"], "vector_add(float*, float const*, int)");
+    assert_eq!(k["mangled"], "_Z10vector_addPfPKfi");
+    assert_eq!(k["last_grid"], serde_json::json!([4, 1, 1]));
+    assert_eq!(
+        v["launches"]["other"],
+        serde_json::json!({"kernels": 0, "launches": 0})
+    );
+    let launch_api = v["apis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["api"] == "cuLaunchKernel")
+        .unwrap();
+    assert_eq!(launch_api["timed"], false);
+    assert_eq!(launch_api["p50_us"], serde_json::Value::Null);
+    assert_eq!(v["streams"][0]["stream"], "0x0");
+    assert_eq!(v["streams"][0]["gpu_busy_estimate_ms"], 0.004);
+    assert_eq!(v["copies"][0]["direction"], "htod");
+    assert_eq!(v["memory"]["peak_live_bytes"], 4096);
+    assert_eq!(v["sync"]["threads"][0]["comm"], "t101");
+}
+
+#[test]
+fn text_block_says_what_was_not_measured() {
+    let mut text = String::new();
+    render_text(&section(sample(), 1, "entry-only"), &mut text);
+    assert!(text.starts_with("\nCUDA: /usr/lib/libcuda.so.1 (pid 100, 40 probes)"));
+    assert!(text.contains(
+        "launch latency not measured (entry probes only; --cuda-launch-latency times launches)"
+    ));
+    assert!(text.contains("vector_add(float*, float const*, int)"));
+    assert!(text.contains("(estimate: launch→sync spans)"));
+    assert!(text.contains("htod 1 calls 2.9 KiB"));
+    assert!(!text.contains("warning"));
+
+    let mut timed_text = String::new();
+    render_text(&section(sample(), 1, "timed"), &mut timed_text);
+    assert!(!timed_text.contains("launch latency not measured"));
+
+    let mut none = String::new();
+    render_text(
+        &section(report(&mut analyzer()), 0, "entry-only"),
+        &mut none,
+    );
+    assert_eq!(
+        none,
+        "\nCUDA: no CUDA library mapped by the watched processes\n"
+    );
+
+    let mut idle = String::new();
+    render_text(
+        &section(report(&mut analyzer()), 1, "entry-only"),
+        &mut idle,
+    );
+    assert!(idle.contains("no CUDA calls seen"));
+
+    let mut lossy = section(sample(), 1, "timed");
+    lossy.events_lost = 3;
+    let mut text = String::new();
+    render_text(&lossy, &mut text);
+    assert!(text.contains("warning: data lost — 3 CUDA events"));
+}
