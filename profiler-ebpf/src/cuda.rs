@@ -23,8 +23,8 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 use profiler_common::{
-    CUDA_COOKIE_TIMED, CudaEvent, CudaNameEvent, MAX_ACTIVE_CALLS, copy_direction as dir,
-    counter, cuda_api as api, cuda_flag,
+    CUDA_COOKIE_TIMED, CudaEvent, CudaNameEvent, MAX_ACTIVE_CALLS, copy_direction as dir, counter,
+    cuda_api as api, cuda_flag,
 };
 
 use crate::maps::{bump, is_watched};
@@ -223,7 +223,9 @@ fn describe_call(ctx: &ProbeContext, call: &mut ParkedCall) {
             ev.bytes = arg(ctx, 2);
             ev.direction = fixed_direction(ev.api);
         }
-        api::MEMCPY_HTOD_ASYNC | api::MEMCPY_DTOH_ASYNC | api::MEMCPY_DTOD_ASYNC
+        api::MEMCPY_HTOD_ASYNC
+        | api::MEMCPY_DTOH_ASYNC
+        | api::MEMCPY_DTOD_ASYNC
         | api::MEMCPY_ASYNC => {
             ev.bytes = arg(ctx, 2);
             ev.stream = arg(ctx, 3);
@@ -374,7 +376,10 @@ fn try_exit(ctx: &RetProbeContext) -> Option<()> {
 
 #[inline(always)]
 fn emit(ev: &CudaEvent) {
-    if CUDA_EVENTS.output::<CudaEvent>(ev, BPF_RB_NO_WAKEUP as u64).is_err() {
+    if CUDA_EVENTS
+        .output::<CudaEvent>(ev, BPF_RB_NO_WAKEUP as u64)
+        .is_err()
+    {
         bump(counter::CUDA_EVENTS_LOST);
     }
 }
@@ -397,7 +402,10 @@ fn emit_name(ev: &CudaEvent, name_ptr: u64) {
         // SAFETY: the helper checks the source address and NUL-terminates within the buffer.
         let _ = unsafe { bpf_probe_read_user_str_bytes(name_ptr as *const u8, &mut rec.name) };
     }
-    if CUDA_NAMES.output::<CudaNameEvent>(&*rec, BPF_RB_NO_WAKEUP as u64).is_err() {
+    if CUDA_NAMES
+        .output::<CudaNameEvent>(&*rec, BPF_RB_NO_WAKEUP as u64)
+        .is_err()
+    {
         bump(counter::CUDA_EVENTS_LOST);
     }
 }

@@ -145,6 +145,23 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
         uprobes,
         "no CUDA launch, sync and copy metrics",
     ));
+    let cuda_programs = match &mut probes {
+        Ok(p) => ["cuda_enter", "cuda_exit"]
+            .iter()
+            .try_for_each(|name| p.load_uprobe(name))
+            .map(|()| "cuda_enter and cuda_exit pass the verifier".to_string()),
+        Err(e) => Err(anyhow!("{e:#}")),
+    };
+    lines.push(line(
+        "cuda programs",
+        cuda_programs,
+        "no CUDA launch, sync and copy metrics",
+    ));
+    lines.push(line(
+        "cuda driver",
+        cuda_driver(),
+        "CUDA calls are seen only in processes that bring their own libcuda (containers)",
+    ));
     lines.push(line(
         "kprobes",
         kprobes,
@@ -167,6 +184,22 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
     ));
     lines.push(line("rapl", rapl(), "no CPU energy metrics"));
     (lines, required_ok)
+}
+
+/// Whether this host's loader knows a `libcuda.so` (the NVIDIA driver's user-space library).
+/// Processes are probed on whatever libcuda they map; this only tells what to expect.
+fn cuda_driver() -> Result<String> {
+    let out = std::process::Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .map_err(|e| anyhow!("cannot run ldconfig -p: {e}"))?;
+    let listing = String::from_utf8_lossy(&out.stdout);
+    listing
+        .lines()
+        .filter(|l| l.trim_start().starts_with("libcuda.so"))
+        .find_map(|l| l.rsplit("=> ").next().map(str::trim).map(str::to_string))
+        .map(|path| format!("{path} (probed wherever a watched process maps it)"))
+        .ok_or_else(|| anyhow!("no libcuda.so known to the loader (no NVIDIA driver here)"))
 }
 
 fn kernel_release() -> Result<String> {

@@ -352,6 +352,19 @@ impl Probes {
         Ok(())
     }
 
+    /// Loads uprobe program `program` without attaching it (a verifier check).
+    pub fn load_uprobe(&mut self, program: &str) -> Result<()> {
+        let prog: &mut UProbe = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| anyhow!("eBPF object has no program {program}"))?
+            .try_into()?;
+        match prog.load() {
+            Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(()),
+            Err(e) => Err(describe_program_error(e)),
+        }
+    }
+
     /// Attaches uprobe (or uretprobe) program `program` at `file_offset` of the ELF file `target`,
     /// for every process that maps it (the programs filter by watched pid), with `cookie`.
     pub fn attach_uprobe(
@@ -361,15 +374,12 @@ impl Probes {
         file_offset: u64,
         cookie: u64,
     ) -> Result<()> {
+        self.load_uprobe(program)?;
         let prog: &mut UProbe = self
             .ebpf
             .program_mut(program)
             .ok_or_else(|| anyhow!("eBPF object has no program {program}"))?
             .try_into()?;
-        match prog.load() {
-            Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
-            Err(e) => return Err(describe_program_error(e)),
-        }
         let point = UProbeAttachPoint {
             location: file_offset.into(),
             cookie: Some(cookie),

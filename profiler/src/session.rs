@@ -197,8 +197,10 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     let end_reason = runtime.block_on(sample_until_end(
         &mut probes,
         &mut tracker,
-        &mut http,
-        &mut cuda,
+        &mut Captures {
+            http: &mut http,
+            cuda: &mut cuda,
+        },
         &mut child,
         &mut live,
         &opts,
@@ -323,16 +325,22 @@ fn announce(
     }
 }
 
+/// What is captured besides the scheduler.
+struct Captures<'a> {
+    http: &'a mut Option<HttpCapture>,
+    cuda: &'a mut Option<CudaCapture>,
+}
+
 async fn sample_until_end(
     probes: &mut Probes,
     tracker: &mut Tracker,
-    http: &mut Option<HttpCapture>,
-    cuda: &mut Option<CudaCapture>,
+    captures: &mut Captures<'_>,
     child: &mut Option<Child>,
     live: &mut LiveView,
     opts: &OutputArgs,
     started: Instant,
 ) -> Result<EndReason> {
+    let Captures { http, cuda } = captures;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let start = tokio::time::Instant::now();

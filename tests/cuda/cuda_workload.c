@@ -10,6 +10,8 @@
  *                         $STUB_CUDA_LIB_DIR, else the bare sonames through LD_LIBRARY_PATH)
  *   --start-delay-ms MS   sleep this long before loading the libraries (a profiler attached
  *                         at start-up sees them appear later)
+ *   --load-settle-ms MS   sleep this long after loading them, before the first CUDA call (the
+ *                         time a profiler gets to notice a library mapped while it watches)
  *   --wait-for-signal     after set-up (libraries loaded, kernel names looked up, one warm-up
  *                         runtime launch per host stub, which looks up its CUkernel, and one
  *                         allocation) print "ready" and wait for SIGUSR1; everything counted
@@ -673,8 +675,15 @@ static double now_s(void) {
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+static void sleep_ms(long ms) {
+    struct timespec d = {ms / 1000, (ms % 1000) * 1000000};
+    while (ms > 0 && nanosleep(&d, &d) && errno == EINTR) {
+    }
+}
+
 static void usage(void) {
-    fputs("usage: cuda-workload [--lib-dir DIR] [--start-delay-ms MS] [--wait-for-signal]\n"
+    fputs("usage: cuda-workload [--lib-dir DIR] [--start-delay-ms MS] [--load-settle-ms MS]\n"
+          "                     [--wait-for-signal]\n"
           "                     [--launch-us US] [--sync-us US] [--copy-us US] [--truth FILE]\n"
           "                     [main | bench CALLS | bench-runtime CALLS]\n",
           stderr);
@@ -683,7 +692,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     const char *lib_dir = getenv("STUB_CUDA_LIB_DIR"), *truth = NULL, *mode = "main";
-    long delay_ms = 0, bench_calls = 0;
+    long delay_ms = 0, settle_ms = 0, bench_calls = 0;
     int wait = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -695,6 +704,8 @@ int main(int argc, char **argv) {
             lib_dir = argv[++i];
         } else if (!strcmp(a, "--start-delay-ms")) {
             delay_ms = atol(argv[++i]);
+        } else if (!strcmp(a, "--load-settle-ms")) {
+            settle_ms = atol(argv[++i]);
         } else if (!strcmp(a, "--truth")) {
             truth = argv[++i];
         } else if (!strcmp(a, "--launch-us")) {
@@ -726,12 +737,9 @@ int main(int argc, char **argv) {
     sigaddset(&usr1, SIGUSR1);
     sigprocmask(SIG_BLOCK, &usr1, NULL);
 
-    if (delay_ms > 0) {
-        struct timespec d = {delay_ms / 1000, (delay_ms % 1000) * 1000000};
-        while (nanosleep(&d, &d) && errno == EINTR) {
-        }
-    }
+    sleep_ms(delay_ms);
     load_libraries(lib_dir);
+    sleep_ms(settle_ms);
     set_up();
     look_up_kernels();
 

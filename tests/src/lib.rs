@@ -1,6 +1,7 @@
 //! Helpers for the privileged end-to-end tests: start the real profiler binary and real
 //! workloads, read their output, and check what is loaded in the kernel with bpftool.
 
+pub mod cuda;
 pub mod http;
 
 use std::{

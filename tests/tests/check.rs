@@ -36,6 +36,7 @@ fn check_reports_capabilities_of_this_machine() {
         "tracefs",
         "tracepoints",
         "uprobes",
+        "cuda programs",
     ] {
         assert_eq!(status_of(&text, name), "ok", "{name}");
     }
@@ -51,6 +52,18 @@ fn check_reports_capabilities_of_this_machine() {
     assert_eq!(
         status_of(&text, "hardware perf events"),
         if pmu { "ok" } else { "missing" }
+    );
+    // The loader's cache is the ground truth for the NVIDIA driver library.
+    let ldconfig = Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .expect("ldconfig");
+    let has_libcuda = String::from_utf8_lossy(&ldconfig.stdout)
+        .lines()
+        .any(|l| l.trim_start().starts_with("libcuda.so"));
+    assert_eq!(
+        status_of(&text, "cuda driver"),
+        if has_libcuda { "ok" } else { "missing" }
     );
     let fentry = status_of(&text, "fentry");
     assert!(fentry == "ok" || fentry == "missing");

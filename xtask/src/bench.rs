@@ -6,6 +6,7 @@
 //! switches per round (counted by the profiler itself) is the cost per context switch.
 //!
 //! HTTP: see `bench_http` (nginx under wrk, throughput with and without the profiler).
+//! CUDA: see `bench_cuda` (ns added per `cuLaunchKernel` on the stand-in library).
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -23,16 +24,15 @@ use crate::{
 const ROUNDS: &str = "200000";
 const REPEATS: usize = 5;
 
-/// `which`: `None` runs every benchmark, `Some("sched")` or `Some("http")` one.
+/// `which`: `None` runs every benchmark, `Some("sched" | "http" | "cuda")` one.
 pub fn run(which: Option<&str>) -> Result<()> {
     if !is_root() {
         bail!("bench loads eBPF programs: run it as root");
     }
     if let Some(w) = which
-        && w != "sched"
-        && w != "http"
+        && !["sched", "http", "cuda"].contains(&w)
     {
-        bail!("unknown benchmark {w:?}: sched or http");
+        bail!("unknown benchmark {w:?}: sched, http or cuda");
     }
     setup::run()?;
     shell::run(cargo().args([
@@ -46,10 +46,16 @@ pub fn run(which: Option<&str>) -> Result<()> {
     ]))?;
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out)?;
-    if which != Some("http") {
+    let wanted = |name: &str| which.is_none_or(|w| w == name);
+    if wanted("sched") {
         sched(&out)?;
     }
-    if which != Some("sched") {
+    if wanted("cuda") {
+        let cuda = crate::bench_cuda::run(&bin("profiler"), &out)?;
+        println!("{}", serde_json::to_string_pretty(&cuda)?);
+        std::fs::write(out.join("cuda.json"), serde_json::to_string_pretty(&cuda)?)?;
+    }
+    if wanted("http") {
         analyzer()?;
         let http = crate::bench_http::run(&bin("profiler"))?;
         println!("{}", serde_json::to_string_pretty(&http.json)?);

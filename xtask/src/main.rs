@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's automation. Every command installs what it needs first.
 
 mod bench;
+mod bench_cuda;
 mod bench_http;
 mod demo;
 mod fuzz;
@@ -18,8 +19,9 @@ commands:
   demo    build, start the built-in demo workload, attach the profiler for 10 s, print the report
   test    fmt check, clippy -D warnings, unit tests, privileged end-to-end tests (as root)
   fuzz [SECONDS]  fuzz the HTTP/SSE analyzer (cargo-fuzz, nightly; default 60 s)
-  bench [sched|http]  overhead benchmarks: ns added per context switch; nginx throughput with and without
-          the profiler; agent CPU per request and RSS";
+  bench [sched|http|cuda]  overhead benchmarks: ns added per context switch; nginx throughput with
+          and without the profiler, agent CPU per request and RSS; ns added per cuLaunchKernel
+          by the CUDA probes vs an empty uprobe and no probe (stand-in libcuda)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

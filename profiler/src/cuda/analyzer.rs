@@ -10,18 +10,18 @@
 //! that driver launch when the driver tables cannot; two runtime calls in a row mean no driver
 //! launch was seen for the first (libcuda not probed), which is then counted on its own.
 
-use hdrhistogram::Histogram;
 use profiler_common::{CudaEvent, copy_direction, cuda_api as api, cuda_flag};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::cuda::aggregates::{
+    ApiAgg, KernelAgg, Memory, StreamAgg, ThreadSync, per_s, stream_rows, sync_summary,
+};
 use crate::cuda::names::{NameId, Names, decode_name_event, short_name};
 use crate::cuda::report::{
-    ApiStats, CopyStats, CudaAnalysis, DIRECTIONS, KernelStats, Launches, MemoryStats, NameStats,
-    OtherKernels, StreamStats, SyncSummary, SyncThread, round3,
+    ApiStats, CopyStats, CudaAnalysis, DIRECTIONS, KernelStats, Launches, NameStats, OtherKernels,
 };
 use crate::cuda::symbols::{ApiClass, api_class, api_name};
 use crate::cuda::trace::CudaTrace;
-use crate::requests::{new_hist, record_ns};
 
 pub use crate::cuda::report::live_line;
 
@@ -51,62 +51,6 @@ pub struct CudaInterval {
     pub copy_bytes: u64,
     /// The most launched kernel (short name) and its launches.
     pub top_kernel: Option<(String, u64)>,
-}
-
-#[derive(Debug, Default)]
-struct ApiAgg {
-    calls: u64,
-    errors: u64,
-    total_ns: u64,
-    /// Host time of timed calls (ns); created at the first one.
-    hist: Option<Histogram<u64>>,
-}
-
-#[derive(Debug, Default)]
-struct KernelAgg {
-    launches: u64,
-    grid: [u32; 3],
-    block: [u32; 3],
-    shared_mem: u32,
-}
-
-#[derive(Debug, Default)]
-struct StreamAgg {
-    launches: u64,
-    syncs: u64,
-    /// Entry time of the first launch since the last sync.
-    pending_since: Option<u64>,
-    last_sync_end: u64,
-    busy_ns: u64,
-    synced: bool,
-}
-
-impl StreamAgg {
-    /// A sync ending at `end` covered this stream: the span from its first pending launch (or
-    /// the previous sync, whichever is later) to `end` counts as busy.
-    fn close(&mut self, end: u64) {
-        self.syncs += 1;
-        self.synced = true;
-        if let Some(since) = self.pending_since.take() {
-            self.busy_ns = self
-                .busy_ns
-                .saturating_add(end.saturating_sub(since.max(self.last_sync_end)));
-        }
-        self.last_sync_end = self.last_sync_end.max(end);
-    }
-}
-
-#[derive(Debug, Default)]
-struct ThreadSync {
-    calls: u64,
-    wait_ns: u64,
-}
-
-#[derive(Debug, Default)]
-struct Memory {
-    stats: MemoryStats,
-    /// (tgid, device pointer) → bytes, for allocations seen while attached.
-    live: FxHashMap<(u32, u64), u64>,
 }
 
 #[derive(Debug, Default)]
@@ -148,18 +92,6 @@ pub fn decode_event(record: &[u8]) -> Option<CudaEvent> {
     // is #[repr(C)] plain integers, valid for any bit pattern; read_unaligned copes with the
     // ring buffer's alignment.
     Some(unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<CudaEvent>()) })
-}
-
-fn per_s(n: u64, duration_s: f64) -> f64 {
-    if duration_s > 0.0 {
-        round3(n as f64 / duration_s)
-    } else {
-        0.0
-    }
-}
-
-fn ms(ns: u64) -> f64 {
-    round3(ns as f64 / 1e6)
 }
 
 impl CudaAnalyzer {
@@ -209,7 +141,7 @@ impl CudaAnalyzer {
         // A call that returned an error did nothing: counted per API, not applied.
         let failed = timed && ev.ret != 0;
         let host_ns = if timed { ev.duration_ns } else { 0 };
-        self.count_api(&ev, timed, failed);
+        self.apis[usize::from(ev.api)].record(&ev, timed, failed);
         let mut kernel = None;
         match api_class(ev.api) {
             ApiClass::Launch => kernel = self.on_launch(&ev, failed, stubs),
@@ -229,23 +161,13 @@ impl CudaAnalyzer {
                 self.interval.counts.copy_bytes =
                     self.interval.counts.copy_bytes.saturating_add(ev.bytes);
             }
-            ApiClass::Alloc if !failed => self.on_alloc(&ev, timed),
-            ApiClass::Free if !failed => self.on_free(&ev),
+            ApiClass::Alloc if !failed => self.memory.alloc(&ev, timed),
+            ApiClass::Free if !failed => self.memory.free(&ev),
             ApiClass::Sync => self.on_sync(&ev, host_ns, failed),
             _ => {}
         }
         if let Some(t) = &mut self.trace {
             t.record(&ev, kernel.map(|id| self.names.get(id).display.as_str()));
-        }
-    }
-
-    fn count_api(&mut self, ev: &CudaEvent, timed: bool, failed: bool) {
-        let a = &mut self.apis[usize::from(ev.api)];
-        a.calls += 1;
-        if timed {
-            a.errors += u64::from(failed);
-            a.total_ns = a.total_ns.saturating_add(ev.duration_ns);
-            record_ns(a.hist.get_or_insert_with(new_hist), ev.duration_ns);
         }
     }
 
@@ -284,11 +206,7 @@ impl CudaAnalyzer {
     fn count_launch(&mut self, ev: &CudaEvent, id: NameId, named: bool) {
         self.launches += 1;
         self.unnamed += u64::from(!named);
-        let k = self.kernels.entry(id).or_default();
-        k.launches += 1;
-        k.grid = ev.grid;
-        k.block = ev.block;
-        k.shared_mem = ev.shared_mem;
+        self.kernels.entry(id).or_default().launch(ev);
         self.interval.counts.launches += 1;
         *self.interval.kernels.entry(id).or_default() += 1;
         self.stream_launch(ev);
@@ -296,36 +214,7 @@ impl CudaAnalyzer {
 
     fn stream_launch(&mut self, ev: &CudaEvent) {
         let s = self.streams.entry((ev.tgid, ev.stream)).or_default();
-        s.launches += 1;
-        // Threads' events can interleave out of time order: keep the earliest.
-        s.pending_since = Some(s.pending_since.map_or(ev.ts_ns, |p| p.min(ev.ts_ns)));
-    }
-
-    fn on_alloc(&mut self, ev: &CudaEvent, timed: bool) {
-        let m = &mut self.memory;
-        m.stats.allocations += 1;
-        m.stats.allocated_bytes = m.stats.allocated_bytes.saturating_add(ev.bytes);
-        // The device pointer is only known when the return was probed.
-        if timed && ev.handle != 0 {
-            if let Some(old) = m.live.insert((ev.tgid, ev.handle), ev.bytes) {
-                // Its free was not seen (lost event): the old allocation is gone.
-                m.stats.live_bytes = m.stats.live_bytes.saturating_sub(old);
-            }
-            m.stats.live_bytes = m.stats.live_bytes.saturating_add(ev.bytes);
-            m.stats.peak_live_bytes = m.stats.peak_live_bytes.max(m.stats.live_bytes);
-        }
-    }
-
-    fn on_free(&mut self, ev: &CudaEvent) {
-        let m = &mut self.memory;
-        m.stats.frees += 1;
-        match m.live.remove(&(ev.tgid, ev.handle)) {
-            Some(bytes) => {
-                m.stats.freed_bytes = m.stats.freed_bytes.saturating_add(bytes);
-                m.stats.live_bytes = m.stats.live_bytes.saturating_sub(bytes);
-            }
-            None => m.stats.frees_unknown += 1,
-        }
+        s.launch(ev.ts_ns);
     }
 
     fn on_sync(&mut self, ev: &CudaEvent, host_ns: u64, failed: bool) {
@@ -349,11 +238,7 @@ impl CudaAnalyzer {
         // Context sync waits for every stream of the process; an event sync for the stream the
         // event was recorded on, which we do not know: treated the same.
         for (_, s) in self.streams.iter_mut().filter(|((p, _), _)| *p == ev.tgid) {
-            if s.pending_since.is_some() {
-                s.close(end);
-            } else {
-                s.last_sync_end = s.last_sync_end.max(end);
-            }
+            s.close_if_pending(end);
         }
     }
 
@@ -400,7 +285,7 @@ impl CudaAnalyzer {
         CudaAnalysis {
             apis: self.api_stats(),
             launches: self.launch_stats(duration_s),
-            sync: self.sync_stats(duration_s, comm_of),
+            sync: sync_summary(&self.syncs, duration_s, comm_of),
             copies: self
                 .copies
                 .iter()
@@ -414,7 +299,7 @@ impl CudaAnalyzer {
                 })
                 .collect(),
             memory: self.memory.stats,
-            streams: self.stream_stats(),
+            streams: stream_rows(&self.streams),
             gpu_busy_is_estimate: true,
             names: NameStats {
                 functions: self.names.counts.functions,
@@ -432,23 +317,7 @@ impl CudaAnalyzer {
             .iter()
             .enumerate()
             .filter(|(_, a)| a.calls > 0)
-            .map(|(id, a)| {
-                let name = api_name(id as u16);
-                let h = a.hist.as_ref().filter(|h| !h.is_empty());
-                let q = |q: f64| h.map(|h| round3(h.value_at_quantile(q) as f64 / 1e3));
-                ApiStats {
-                    api: name,
-                    calls: a.calls,
-                    errors: a.errors,
-                    timed: h.is_some(),
-                    total_ms: h.map(|_| ms(a.total_ns)),
-                    mean_us: h.map(|h| round3(a.total_ns as f64 / h.len() as f64 / 1e3)),
-                    p50_us: q(0.50),
-                    p90_us: q(0.90),
-                    p99_us: q(0.99),
-                    max_us: h.map(|h| round3(h.max() as f64 / 1e3)),
-                }
-            })
+            .map(|(id, a)| a.stats(api_name(id as u16)))
             .collect();
         out.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.api.cmp(b.api)));
         out
@@ -494,54 +363,6 @@ impl CudaAnalyzer {
             kernels,
             other,
         }
-    }
-
-    fn sync_stats(
-        &self,
-        duration_s: f64,
-        comm_of: &dyn Fn(u32, u32) -> Option<String>,
-    ) -> SyncSummary {
-        let mut rows: Vec<(&(u32, u32), &ThreadSync)> = self.syncs.iter().collect();
-        rows.sort_by(|a, b| b.1.wait_ns.cmp(&a.1.wait_ns).then_with(|| a.0.cmp(b.0)));
-        let share = |ns: u64| {
-            if duration_s > 0.0 {
-                (ns as f64 / 1e9 / duration_s * 1e4).round() / 1e4
-            } else {
-                0.0
-            }
-        };
-        SyncSummary {
-            calls: self.syncs.values().map(|t| t.calls).sum(),
-            wait_ms: ms(self
-                .syncs
-                .values()
-                .fold(0u64, |sum, t| sum.saturating_add(t.wait_ns))),
-            threads: rows
-                .into_iter()
-                .map(|(&(pid, tid), t)| SyncThread {
-                    pid,
-                    tid,
-                    comm: comm_of(pid, tid),
-                    calls: t.calls,
-                    wait_ms: ms(t.wait_ns),
-                    wall_share: share(t.wait_ns),
-                })
-                .collect(),
-        }
-    }
-
-    fn stream_stats(&self) -> Vec<StreamStats> {
-        let mut rows: Vec<(&(u32, u64), &StreamAgg)> = self.streams.iter().collect();
-        rows.sort_by(|a, b| (a.0.0, b.1.launches, a.0.1).cmp(&(b.0.0, a.1.launches, b.0.1)));
-        rows.into_iter()
-            .map(|(&(pid, stream), s)| StreamStats {
-                pid,
-                stream: format!("{stream:#x}"),
-                launches: s.launches,
-                syncs: s.syncs,
-                gpu_busy_estimate_ms: s.synced.then(|| ms(s.busy_ns)),
-            })
-            .collect()
     }
 }
 

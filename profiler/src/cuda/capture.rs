@@ -1,7 +1,7 @@
 //! The CUDA side of a session: attach to the CUDA libraries of the watched processes (again
 //! whenever one maps a new one), drain the ring buffers into the analyzer, report.
 
-use std::{fs::File, io::BufWriter, time::Instant};
+use std::{fs::File, time::Instant};
 
 use anyhow::Result;
 
@@ -40,11 +40,10 @@ impl CudaCapture {
                 let file = File::create(path).map_err(|e| {
                     usage!("cannot write the CUDA trace to {}: {e}", path.display())
                 })?;
-                Some(CudaTrace::new(
-                    Box::new(BufWriter::new(file)),
-                    args.cuda_trace_limit,
-                    mono_to_unix_ns,
-                ))
+                Some(
+                    CudaTrace::new(Box::new(file), args.cuda_trace_limit, mono_to_unix_ns)
+                        .with_path(path.display().to_string()),
+                )
             }
             None => None,
         };

@@ -6,6 +6,7 @@
 //! side — `analyzer` (events → aggregates), `report` (JSON/text), `trace` (`--cuda-trace`) —
 //! needs no privileges and is unit-tested.
 
+pub mod aggregates;
 pub mod analyzer;
 pub mod attach;
 pub mod capture;

@@ -38,8 +38,10 @@ pub struct NameCounts {
 #[derive(Debug, Default)]
 pub struct Names {
     names: Vec<KernelName>,
-    /// (raw name, truncated) → id; unresolved placeholders are keyed by their display text.
+    /// (raw name, truncated) → id.
     by_raw: FxHashMap<(String, bool), NameId>,
+    /// CUfunction → id of its `unresolved@…` placeholder.
+    unresolved: FxHashMap<u64, NameId>,
     /// (tgid, CUfunction) from `cuModuleGetFunction`.
     functions: FxHashMap<(u32, u64), NameId>,
     /// (tgid, CUkernel) from `cuLibraryGetKernel`.
@@ -122,13 +124,9 @@ impl Names {
         &self.names[id as usize]
     }
 
-    fn push(&mut self, key: (String, bool), name: KernelName) -> NameId {
-        if let Some(&id) = self.by_raw.get(&key) {
-            return id;
-        }
+    fn push(&mut self, name: KernelName) -> NameId {
         let id = self.names.len() as NameId;
         self.names.push(name);
-        self.by_raw.insert(key, id);
         id
     }
 
@@ -147,20 +145,24 @@ impl Names {
             truncated,
             unresolved: false,
         };
-        self.push((raw.to_string(), truncated), name)
+        let id = self.push(name);
+        self.by_raw.insert((raw.to_string(), truncated), id);
+        id
     }
 
     /// The placeholder name of a launch nothing could name.
     pub fn intern_unresolved(&mut self, handle: u64) -> NameId {
-        let display = format!("unresolved@{handle:#x}");
-        let name = KernelName {
-            display: display.clone(),
+        if let Some(&id) = self.unresolved.get(&handle) {
+            return id;
+        }
+        let id = self.push(KernelName {
+            display: format!("unresolved@{handle:#x}"),
             mangled: None,
             truncated: false,
             unresolved: true,
-        };
-        // The '@' cannot start a symbol name, so this key never collides with a real one.
-        self.push((display, false), name)
+        });
+        self.unresolved.insert(handle, id);
+        id
     }
 
     /// Records a name event; `false` when it is not one (wrong api, no name).

@@ -62,5 +62,9 @@ fn interning_reuses_ids() {
     let u = n.intern_unresolved(0x10);
     assert_eq!(n.intern_unresolved(0x10), u);
     assert!(n.get(u).unresolved);
+    // A real name that reads like a placeholder stays a real name.
+    let real = n.intern("unresolved@0x10", false);
+    assert_ne!(real, u);
+    assert!(!n.get(real).unresolved);
     assert_eq!(decode_name_event(&[0u8; 10]).map(|e| e.api), None);
 }
