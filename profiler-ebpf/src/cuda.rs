@@ -103,9 +103,28 @@ fn arg(ctx: &ProbeContext, n: usize) -> u64 {
     if n < REG_ARGS {
         return ctx.arg::<u64>(n).unwrap_or(0);
     }
-    let sp = stack_pointer(ctx);
-    let at = sp + FIRST_STACK_ARG + 8 * (n - REG_ARGS) as u64;
-    read_u64(at)
+    read_u64(stack_arg_addr(ctx, n))
+}
+
+/// Where stack argument `n` (≥ `REG_ARGS`) is at a function's first instruction.
+#[inline(always)]
+fn stack_arg_addr(ctx: &ProbeContext, n: usize) -> u64 {
+    stack_pointer(ctx) + FIRST_STACK_ARG + 8 * (n - REG_ARGS) as u64
+}
+
+/// Arguments `n..n + 3` in one go: each user-memory read costs ~150 ns on our VM, so the
+/// stack-passed arguments of a launch are read together.
+#[inline(always)]
+fn args3(ctx: &ProbeContext, n: usize) -> [u64; 3] {
+    if n + 3 <= REG_ARGS {
+        return [arg(ctx, n), arg(ctx, n + 1), arg(ctx, n + 2)];
+    }
+    if n >= REG_ARGS {
+        // SAFETY: bpf_probe_read_user checks the address; a fault returns an error.
+        return unsafe { bpf_probe_read_user(stack_arg_addr(ctx, n) as *const [u64; 3]) }
+            .unwrap_or([0; 3]);
+    }
+    [arg(ctx, n), arg(ctx, n + 1), arg(ctx, n + 2)]
 }
 
 #[cfg(not(bpf_target_arch = "aarch64"))]
@@ -205,9 +224,11 @@ fn describe_call(ctx: &ProbeContext, call: &mut ParkedCall) {
         api::LAUNCH_KERNEL | api::LAUNCH_COOPERATIVE => {
             ev.handle = arg(ctx, 0);
             ev.grid = [arg(ctx, 1) as u32, arg(ctx, 2) as u32, arg(ctx, 3) as u32];
-            ev.block = [arg(ctx, 4) as u32, arg(ctx, 5) as u32, arg(ctx, 6) as u32];
-            ev.shared_mem = arg(ctx, 7) as u32;
-            ev.stream = arg(ctx, 8);
+            // x86-64: blockDimZ, sharedMemBytes and the stream are on the stack.
+            let [bz, shared, stream] = args3(ctx, 6);
+            ev.block = [arg(ctx, 4) as u32, arg(ctx, 5) as u32, bz as u32];
+            ev.shared_mem = shared as u32;
+            ev.stream = stream;
             resolve_kernel(ev);
         }
         api::LAUNCH_KERNEL_EX => {

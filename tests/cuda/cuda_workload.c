@@ -12,6 +12,13 @@
  *                         at start-up sees them appear later)
  *   --load-settle-ms MS   sleep this long after loading them, before the first CUDA call (the
  *                         time a profiler gets to notice a library mapped while it watches)
+ *   --wait-for-probes MS  after loading them, wait (at most MS) until every CUDA function this
+ *                         program calls has a uprobe: its first instruction in memory differs
+ *                         from the library file's (the kernel writes an int3 there when a uprobe
+ *                         is registered), then 200 ms more (return probes a profiler registers
+ *                         after the entry ones). Makes "the profiler attached before the first
+ *                         call" a condition rather than a race; the ground truth says how long
+ *                         it waited and whether it gave up.
  *   --wait-for-signal     after set-up (libraries loaded, kernel names looked up, one warm-up
  *                         runtime launch per host stub, which looks up its CUkernel, and one
  *                         allocation) print "ready" and wait for SIGUSR1; everything counted
@@ -39,6 +46,8 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <link.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -206,6 +215,7 @@ static struct {
 } cu;
 
 static char driver_path[4096], runtime_path[4096];
+static void *driver_lib, *runtime_lib;
 
 static void die(const char *fmt, ...) {
     va_list ap;
@@ -281,10 +291,10 @@ static void load_libraries(const char *lib_dir) {
         snprintf(driver_path, sizeof driver_path, "libcuda.so.1");
         snprintf(runtime_path, sizeof runtime_path, "libcudart.so.12");
     }
-    void *d = dlopen(driver_path, RTLD_NOW | RTLD_GLOBAL);
+    void *d = driver_lib = dlopen(driver_path, RTLD_NOW | RTLD_GLOBAL);
     if (!d)
         die("dlopen: %s", dlerror());
-    void *r = dlopen(runtime_path, RTLD_NOW | RTLD_GLOBAL);
+    void *r = runtime_lib = dlopen(runtime_path, RTLD_NOW | RTLD_GLOBAL);
     if (!r)
         die("dlopen: %s", dlerror());
 #define D(field, name) *(void **)&cu.field = sym(d, driver_path, name)
@@ -330,6 +340,99 @@ static void load_libraries(const char *lib_dir) {
     R(rt_counters, "stubCudartCounters");
 #undef D
 #undef R
+}
+
+/* ---- waiting for uprobes ---- */
+/* The functions the counted phase calls (the runtime's calls into the driver included). */
+static const char *const probed_driver[] = {
+    "cuModuleGetFunction", "cuLibraryGetKernel", "cuKernelGetFunction", "cuLaunchKernel",
+    "cuLaunchKernel_ptsz", "cuLaunchKernelEx", "cuLaunchCooperativeKernel", "cuGraphLaunch",
+    "cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuMemcpyDtoD_v2", "cuMemcpyHtoDAsync_v2",
+    "cuMemcpyDtoHAsync_v2", "cuMemcpyDtoDAsync_v2", "cuMemcpy", "cuMemcpyAsync", "cuMemcpyPeer",
+    "cuMemcpy2D_v2", "cuMemAlloc_v2", "cuMemAllocPitch_v2", "cuMemAllocManaged",
+    "cuMemAllocAsync", "cuMemFree_v2", "cuMemFreeAsync", "cuStreamSynchronize",
+    "cuCtxSynchronize", "cuEventSynchronize",
+};
+static const char *const probed_runtime[] = {"cudaLaunchKernel", "cudaLaunchKernelExC"};
+
+#define MAX_WATCHED 64
+
+static struct watched {
+    const char *name;
+    const unsigned char *code; /* the function in memory */
+    unsigned char file_byte;   /* its first byte in the library file */
+} watched[MAX_WATCHED];
+static int n_watched;
+
+struct segment_query {
+    uintptr_t base, vaddr;
+    long offset;
+};
+
+static int find_segment(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    struct segment_query *q = data;
+    if (info->dlpi_addr != q->base)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && q->vaddr >= ph->p_vaddr &&
+            q->vaddr < ph->p_vaddr + ph->p_filesz) {
+            q->offset = (long)(ph->p_offset + (q->vaddr - ph->p_vaddr));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Records `name`'s address in `lib` and its first byte as the file has it. */
+static void watch(void *lib, const char *path, const char *name) {
+    if (n_watched == MAX_WATCHED)
+        die("too many functions to watch");
+    void *fn = sym(lib, path, name);
+    Dl_info info;
+    struct link_map *map = NULL;
+    if (!dladdr1(fn, &info, (void **)&map, RTLD_DL_LINKMAP) || !map)
+        die("dladdr %s failed", name);
+    struct segment_query q = {map->l_addr, (uintptr_t)fn - map->l_addr, -1};
+    dl_iterate_phdr(find_segment, &q);
+    if (q.offset < 0)
+        die("%s: no segment holds it", name);
+    int fd = open(map->l_name, O_RDONLY | O_CLOEXEC);
+    unsigned char byte;
+    if (fd < 0 || pread(fd, &byte, 1, q.offset) != 1)
+        die("reading %s from %s: %s", name, map->l_name, strerror(errno));
+    close(fd);
+    watched[n_watched++] = (struct watched){name, fn, byte};
+}
+
+/* Waits until every watched function is patched; returns the ms waited, or -1 on timeout
+ * (naming the first unpatched function on stderr). */
+static long wait_for_probes(void *driver, void *runtime, long timeout_ms) {
+    for (size_t i = 0; i < sizeof probed_driver / sizeof *probed_driver; i++)
+        watch(driver, driver_path, probed_driver[i]);
+    for (size_t i = 0; i < sizeof probed_runtime / sizeof *probed_runtime; i++)
+        watch(runtime, runtime_path, probed_runtime[i]);
+    uint64_t start = now_ns();
+    for (;;) {
+        const struct watched *unpatched = NULL;
+        for (int i = 0; i < n_watched && !unpatched; i++)
+            if (*(const volatile unsigned char *)watched[i].code == watched[i].file_byte)
+                unpatched = &watched[i];
+        long waited = (long)((now_ns() - start) / 1000000);
+        if (!unpatched) {
+            struct timespec grace = {0, 200 * 1000000};
+            nanosleep(&grace, NULL);
+            return waited;
+        }
+        if (waited >= timeout_ms) {
+            fprintf(stderr, "cuda-workload: no uprobe on %s after %ld ms; going on\n",
+                    unpatched->name, waited);
+            return -1;
+        }
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+    }
 }
 
 /* ---- host stubs: what nvcc generates for `kernel<<<grid, block, shmem, stream>>>(args)` ---- */
@@ -636,11 +739,14 @@ static void print_host_times(FILE *out) {
     fputc('}', out);
 }
 
-static void print_truth(FILE *out, const char *mode, int waited, const struct counts *before,
-                        const struct counts *after, double elapsed_s, long bench_calls,
-                        uint64_t bench_ns) {
+static void print_truth(FILE *out, const char *mode, int waited, long probe_wait_ms,
+                        const struct counts *before, const struct counts *after,
+                        double elapsed_s, long bench_calls, uint64_t bench_ns) {
     fprintf(out, "{\"mode\":\"%s\",\"pid\":%d,\"tid\":%ld,\"waited_for_signal\":%s", mode,
             (int)getpid(), (long)syscall(SYS_gettid), waited ? "true" : "false");
+    /* --wait-for-probes: ms waited; -1: gave up; absent: not asked. */
+    if (probe_wait_ms != -2)
+        fprintf(out, ",\"waited_for_probes_ms\":%ld", probe_wait_ms);
     fprintf(out, ",\"driver\":\"%s\",\"runtime\":\"%s\"", driver_path, runtime_path);
     fprintf(out,
             ",\"functions\":{\"vector_add\":\"%p\",\"relu_kernel\":\"%p\","
@@ -683,7 +789,7 @@ static void sleep_ms(long ms) {
 
 static void usage(void) {
     fputs("usage: cuda-workload [--lib-dir DIR] [--start-delay-ms MS] [--load-settle-ms MS]\n"
-          "                     [--wait-for-signal]\n"
+          "                     [--wait-for-probes MS] [--wait-for-signal]\n"
           "                     [--launch-us US] [--sync-us US] [--copy-us US] [--truth FILE]\n"
           "                     [main | bench CALLS | bench-runtime CALLS]\n",
           stderr);
@@ -692,7 +798,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     const char *lib_dir = getenv("STUB_CUDA_LIB_DIR"), *truth = NULL, *mode = "main";
-    long delay_ms = 0, settle_ms = 0, bench_calls = 0;
+    long delay_ms = 0, settle_ms = 0, probe_timeout_ms = -1, probe_wait_ms = -2, bench_calls = 0;
     int wait = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -704,6 +810,8 @@ int main(int argc, char **argv) {
             lib_dir = argv[++i];
         } else if (!strcmp(a, "--start-delay-ms")) {
             delay_ms = atol(argv[++i]);
+        } else if (!strcmp(a, "--wait-for-probes")) {
+            probe_timeout_ms = atol(argv[++i]);
         } else if (!strcmp(a, "--load-settle-ms")) {
             settle_ms = atol(argv[++i]);
         } else if (!strcmp(a, "--truth")) {
@@ -740,6 +848,8 @@ int main(int argc, char **argv) {
     sleep_ms(delay_ms);
     load_libraries(lib_dir);
     sleep_ms(settle_ms);
+    if (probe_timeout_ms >= 0)
+        probe_wait_ms = wait_for_probes(driver_lib, runtime_lib, probe_timeout_ms);
     set_up();
     look_up_kernels();
 
@@ -770,7 +880,7 @@ int main(int argc, char **argv) {
     FILE *out = stdout;
     if (truth && !(out = fopen(truth, "w")))
         die("cannot write %s: %s", truth, strerror(errno));
-    print_truth(out, mode, wait, &before, &after, elapsed, bench_calls, bench_ns);
+    print_truth(out, mode, wait, probe_wait_ms, &before, &after, elapsed, bench_calls, bench_ns);
     fclose(out);
     return 0;
 }

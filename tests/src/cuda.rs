@@ -50,6 +50,14 @@ pub const N_MODULE_LOOKUP_ERRORS: u64 = 1;
 /// `cuLibraryGetKernel` calls: the runtime's, once per host stub.
 pub const N_LIBRARY_LOOKUPS: u64 = 2;
 
+/// In every `run` session the workload waits, after loading the libraries and before its first
+/// CUDA call, until the functions it calls carry uprobes (`--wait-for-probes`, at most this
+/// long): the profiler finds libraries loaded after it started by scanning /proc/<pid>/maps
+/// (every 250 ms) and then attaches, one uprobe at a time (≈ 20 ms each on a loaded 2-vCPU VM),
+/// so calls made right after a dlopen are not seen. A fixed pause was not enough under load
+/// (2 s); waiting for the probes themselves is exact and as short as the profiler allows.
+pub const PROBE_WAIT_MS: u64 = 20_000;
+
 /// Copies: (API family, direction, calls, bytes per call).
 pub const COPIES: &[(&str, &str, u64, u64)] = &[
     ("cuMemcpyHtoD", "htod", 10, 4096),
@@ -198,11 +206,15 @@ pub fn total_launches() -> u64 {
     KERNELS.iter().map(|k| k.launches).sum()
 }
 
-/// Streams: (ground-truth key, launches, `cuStreamSynchronize` calls).
+/// Streams: (ground-truth key, launches, syncs). A stream's syncs are its
+/// `cuStreamSynchronize` calls plus the context/event syncs that found launches of it pending
+/// (docs/report-schema.md): S1 and S2 are synced at the end of the launch loop, so only S3 (the
+/// runtime launches, never stream-synced) has its span closed by the `cuEventSynchronize` that
+/// follows. (S4 has only graph launches, the default stream only `_ptsz` ones: not checked.)
 pub const STREAMS: &[(&str, u64, u64)] = &[
     ("s1", N_VECTOR_ADD + N_GRID_SYNC + N_LONG, N_SYNC_S1),
     ("s2", N_RELU + N_REDUCE, N_SYNC_S2),
-    ("s3", N_SCALE + N_GELU, 0),
+    ("s3", N_SCALE + N_GELU, N_EVENT_SYNC),
 ];
 
 /// What part of the scenario the profiler sees.
@@ -744,10 +756,12 @@ fn finish(report: &Path, truth: &Path, trace: &Path, stderr: Vec<String>) -> Cud
     }
 }
 
-/// `profiler run [ARGS] -- PREFIX… cuda-workload --lib-dir LIB_DIR --truth FILE WORKLOAD_ARGS`:
-/// the profiler starts the workload (through `prefix`, e.g. `unshare`, when not empty; then
-/// `{workload}`, `{lib_dir}` and `{truth}` in `prefix` are replaced and the workload's own
-/// arguments are not added: `prefix` is the whole command).
+/// `profiler run [ARGS] -- cuda-workload --lib-dir LIB_DIR --truth FILE --wait-for-probes
+/// PROBE_WAIT_MS WORKLOAD_ARGS` (later workload arguments override earlier ones). With a
+/// `prefix` (e.g. `unshare …`), `prefix` is the whole command instead, with `{workload}`,
+/// `{lib_dir}`, `{truth}` and `{probe_wait_ms}` replaced, and `workload_args` unused.
+/// Panics, before looking at the report, when the profiler never put its uprobes on the
+/// libraries.
 pub fn run_profiled(
     stub: &StubCuda,
     extra: &[&str],
@@ -762,18 +776,28 @@ pub fn run_profiled(
     let workload = stub.workload.to_str().expect("utf-8");
     let lib_dir = stub.lib_dir.to_str().expect("utf-8");
     let truth_s = truth.to_str().expect("utf-8");
+    let probe_wait = PROBE_WAIT_MS.to_string();
     if prefix.is_empty() {
         args.extend(
-            [workload, "--lib-dir", lib_dir, "--truth", truth_s]
-                .iter()
-                .chain(workload_args)
-                .map(|s| (*s).to_owned()),
+            [
+                workload,
+                "--lib-dir",
+                lib_dir,
+                "--truth",
+                truth_s,
+                "--wait-for-probes",
+                &probe_wait,
+            ]
+            .iter()
+            .chain(workload_args)
+            .map(|s| (*s).to_owned()),
         );
     } else {
         args.extend(prefix.iter().map(|a| {
             a.replace("{workload}", workload)
                 .replace("{lib_dir}", lib_dir)
                 .replace("{truth}", truth_s)
+                .replace("{probe_wait_ms}", &probe_wait)
         }));
     }
     println!("profiler {}", args.join(" "));
@@ -781,7 +805,18 @@ pub fn run_profiled(
     let profiler = Profiler::start(&arg_refs);
     let (status, _, stderr) = profiler.wait();
     assert!(status.success(), "profiler failed: {status:?}: {stderr:?}");
-    finish(&report, &truth, &trace, stderr)
+    let run = finish(&report, &truth, &trace, stderr);
+    let waited = &run.truth["waited_for_probes_ms"];
+    println!("the workload waited {waited} ms for the profiler's uprobes");
+    assert!(
+        waited.as_i64().is_some_and(|ms| ms >= 0),
+        "the profiler did not put uprobes on every CUDA function the workload calls within \
+         {PROBE_WAIT_MS} ms of the dlopen (waited_for_probes_ms {waited}); cuda.libraries: {}; \
+         stderr: {:?}",
+        run.report["cuda"]["libraries"],
+        run.stderr
+    );
+    run
 }
 
 /// A `cuda-workload --wait-for-signal`, killed on Drop.
@@ -952,12 +987,17 @@ pub fn assert_truth_matches_scenario(truth: &Value, seen: Seen) {
     }
 }
 
-/// Per-API call and error counts are exactly the scenario's; no other API is listed.
+/// Per-API call and error counts are exactly the scenario's; no other API is listed with calls.
 pub fn assert_api_counts(cuda: &Value, seen: Seen) {
-    let expected = expected_calls(seen);
-    let errors = expected_errors(seen);
-    let mut reported = BTreeMap::new();
-    for a in array(&cuda["apis"], "cuda.apis") {
+    let apis = array(&cuda["apis"], "cuda.apis");
+    assert!(
+        !apis.is_empty(),
+        "cuda.apis is empty: the profiler saw no CUDA call at all; cuda.libraries: {}",
+        cuda["libraries"]
+    );
+    // (calls, errors) per API: every API reported with calls, and every API expected.
+    let mut reported: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for a in apis {
         let name = a["api"].as_str().expect("api name").to_owned();
         let calls = count(&a["calls"], &format!("apis[{name}].calls"));
         let errs = count(&a["errors"], &format!("apis[{name}].errors"));
@@ -966,23 +1006,29 @@ pub fn assert_api_counts(cuda: &Value, seen: Seen) {
             reported.insert(name, (calls, errs));
         }
     }
-    for (api, n) in &expected {
-        let (calls, errs) = reported.get(*api).copied().unwrap_or((0, 0));
-        assert_eq!(calls, *n, "{api} calls: profiler {calls}, expected {n}");
-        let want_errs = errors.get(api).copied().unwrap_or(0);
-        assert_eq!(
-            errs, want_errs,
-            "{api} errors: profiler {errs}, expected {want_errs}"
-        );
-    }
-    let unexpected: Vec<&String> = reported
+    let errors = expected_errors(seen);
+    let expected: BTreeMap<String, (u64, u64)> = expected_calls(seen)
+        .into_iter()
+        .map(|(api, n)| (api.to_owned(), (n, errors.get(api).copied().unwrap_or(0))))
+        .collect();
+    let diff: Vec<String> = expected
         .keys()
-        .filter(|k| !expected.contains_key(k.as_str()))
+        .chain(reported.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|api| reported.get(*api) != expected.get(*api))
+        .map(|api| {
+            format!(
+                "{api}: profiler {:?}, expected {:?}",
+                reported.get(api),
+                expected.get(api)
+            )
+        })
         .collect();
     assert!(
-        unexpected.is_empty(),
-        "APIs reported that the workload did not call (or that should not be listed): \
-         {unexpected:?}"
+        diff.is_empty(),
+        "per-API (calls, errors) differ (None: not listed):\n  {}",
+        diff.join("\n  ")
     );
 }
 
@@ -1199,6 +1245,31 @@ pub fn assert_sync_counts(run: &CudaRun) {
     assert_eq!(count(&t["pid"], "sync.threads[0].pid"), run.pid());
     assert_eq!(count(&t["tid"], "sync.threads[0].tid"), run.tid());
     assert_eq!(count(&t["calls"], "sync.threads[0].calls"), want);
+    assert_eq!(t["comm"], "cuda-workload", "sync.threads[0].comm");
+}
+
+/// `cuda.names`: the name events seen: successful `cuModuleGetFunction`s (the failed lookup
+/// names nothing), the runtime's `cuLibraryGetKernel`s, one name cut. None after a late attach.
+pub fn assert_names(cuda: &Value, seen: Seen) {
+    let n = &cuda["names"];
+    println!("names: {n}");
+    let want = match seen {
+        Seen::Everything => (
+            N_MODULE_LOOKUPS - N_MODULE_LOOKUP_ERRORS,
+            N_LIBRARY_LOOKUPS,
+            1,
+        ),
+        Seen::AfterReady => (0, 0, 0),
+    };
+    let got = (
+        count(&n["functions"], "names.functions"),
+        count(&n["kernels"], "names.kernels"),
+        count(&n["truncated"], "names.truncated"),
+    );
+    assert_eq!(
+        got, want,
+        "names (functions, kernels, truncated): profiler (left) vs expected (right)"
+    );
 }
 
 /// `cuda.streams`: launches and syncs per stream of the workload.
@@ -1254,9 +1325,14 @@ pub fn assert_libraries(run: &CudaRun, lib_dir: &Path) {
     );
 }
 
-/// No event lost, no call left open.
+/// No event lost, no call left open, no malformed record.
 pub fn assert_no_loss(cuda: &Value) {
     assert_eq!(count(&cuda["events_lost"], "events_lost"), 0, "events_lost");
+    assert_eq!(
+        count(&cuda["malformed_records"], "malformed_records"),
+        0,
+        "malformed_records"
+    );
     assert_eq!(
         count(&cuda["calls_unfinished"], "calls_unfinished"),
         0,
@@ -1280,6 +1356,7 @@ pub fn assert_scenario_counts(run: &CudaRun, seen: Seen, naming: Naming, top: us
     assert_memory(cuda, seen);
     assert_sync_counts(run);
     assert_streams(run);
+    assert_names(cuda, seen);
 }
 
 /// The relative tolerance of host times.

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::shell::{self, root};
 
-const CALLS: &str = "200000";
+const CALLS: &str = "50000";
 const REPEATS: usize = 5;
 
 /// The profiler options of each measured variant (`None`: no profiler attached).
@@ -35,8 +35,12 @@ pub fn build_workload(out: &Path) -> Result<PathBuf> {
         ("stub_cuda.c", "libcuda.so.1"),
         ("stub_cudart.c", "libcudart.so.12"),
     ] {
+        // A frame pointer makes `push %rbp` the first instruction, which the kernel emulates
+        // (like the real libcuda's entry points); `sub $8,%rsp` would be single-stepped,
+        // which costs a second trap and dwarfs what the programs do.
         shell::run(Command::new("cc").args([
             "-O2".as_ref(),
+            "-fno-omit-frame-pointer".as_ref(),
             "-shared".as_ref(),
             "-fPIC".as_ref(),
             format!("-Wl,-soname,{soname}").as_ref(),
