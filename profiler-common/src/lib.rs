@@ -347,7 +347,9 @@ pub struct CudaNameEvent {
     pub tgid: u32,
     pub tid: u32,
     pub api: u16,
-    pub _pad: [u8; 6],
+    /// 1 when the name filled `name` (it may have been cut at `CUDA_NAME_MAX - 1` bytes).
+    pub truncated: u8,
+    pub _pad: [u8; 5],
     /// NUL-terminated name as the process passed it (usually mangled).
     pub name: [u8; CUDA_NAME_MAX],
 }

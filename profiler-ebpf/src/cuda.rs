@@ -23,8 +23,8 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 use profiler_common::{
-    CUDA_COOKIE_TIMED, CudaEvent, CudaNameEvent, MAX_ACTIVE_CALLS, copy_direction as dir, counter,
-    cuda_api as api, cuda_flag,
+    CUDA_COOKIE_TIMED, CUDA_NAME_MAX, CudaEvent, CudaNameEvent, MAX_ACTIVE_CALLS,
+    copy_direction as dir, counter, cuda_api as api, cuda_flag,
 };
 
 use crate::maps::{bump, is_watched};
@@ -419,9 +419,14 @@ fn emit_name(ev: &CudaEvent, name_ptr: u64) {
     rec.tid = ev.tid;
     rec.api = ev.api;
     rec.name[0] = 0;
+    rec.truncated = 0;
     if name_ptr != 0 {
         // SAFETY: the helper checks the source address and NUL-terminates within the buffer.
-        let _ = unsafe { bpf_probe_read_user_str_bytes(name_ptr as *const u8, &mut rec.name) };
+        let read = unsafe { bpf_probe_read_user_str_bytes(name_ptr as *const u8, &mut rec.name) };
+        // The helper stops at the buffer's end: a name that filled it may have been longer.
+        if read.is_ok_and(|s| s.len() + 1 >= CUDA_NAME_MAX) {
+            rec.truncated = 1;
+        }
     }
     if CUDA_NAMES
         .output::<CudaNameEvent>(&*rec, BPF_RB_NO_WAKEUP as u64)

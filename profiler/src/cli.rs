@@ -10,18 +10,20 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Zero-instrumentation eBPF profiler for ML inference services",
     long_about = "Zero-instrumentation eBPF profiler for ML inference services.\n\n\
-        Attaches eBPF programs (scheduler and socket-syscall tracepoints; CUDA uprobes next) to \
-        a running service without changing or restarting it, shows a live summary while \
+        Attaches eBPF programs (scheduler and socket-syscall tracepoints, uprobes on the CUDA \
+        libraries it maps) to a running service without changing or restarting it, shows a live summary while \
         attached and prints a report when it detaches.\n\n\
         From the service's own socket reads and writes it infers HTTP/1.1 requests (latency, \
         status, errors, bytes) and, for streamed `text/event-stream` responses, time to first \
-        token, inter-token latency and token counts.\n\n\
+        token, inter-token latency and token counts. From its CUDA driver calls it reports \
+        kernel launches by kernel name, time blocked in syncs, copies and device memory.\n\n\
         Needs root (or CAP_BPF + CAP_PERFMON), kernel BTF and tracefs; `profiler check` tells \
         what this machine supports.",
     after_help = "Examples:\n  \
         sudo profiler attach --pid 4242                   # until Ctrl-C\n  \
         sudo profiler attach --pid 4242 --duration 30s --format json --output report.json\n  \
         sudo profiler attach --pid 4242 --sla-p99 250ms --sla-ttft 500ms --events req.jsonl\n  \
+        sudo profiler attach --pid 4242 --cuda-launch-latency --cuda-trace calls.jsonl\n  \
         sudo profiler run -- python serve.py --port 8000  # profile from the first instruction\n  \
         sudo profiler check                               # what works on this machine"
 )]

@@ -12,8 +12,8 @@
  *                         at start-up sees them appear later)
  *   --load-settle-ms MS   sleep this long after loading them, before the first CUDA call (the
  *                         time a profiler gets to notice a library mapped while it watches)
- *   --wait-for-probes MS  after loading them, wait (at most MS) until every CUDA function this
- *                         program calls has a uprobe: its first instruction in memory differs
+ *   --wait-for-probes MS  after loading them (with --wait-for-signal: after the signal), wait
+ *                         (at most MS) until every CUDA function this program calls has a uprobe: its first instruction in memory differs
  *                         from the library file's (the kernel writes an int3 there when a uprobe
  *                         is registered), then 200 ms more (return probes a profiler registers
  *                         after the entry ones). Makes "the profiler attached before the first
@@ -848,7 +848,7 @@ int main(int argc, char **argv) {
     sleep_ms(delay_ms);
     load_libraries(lib_dir);
     sleep_ms(settle_ms);
-    if (probe_timeout_ms >= 0)
+    if (probe_timeout_ms >= 0 && !wait)
         probe_wait_ms = wait_for_probes(driver_lib, runtime_lib, probe_timeout_ms);
     set_up();
     look_up_kernels();
@@ -862,6 +862,8 @@ int main(int argc, char **argv) {
         int sig;
         if (sigwait(&usr1, &sig))
             die("sigwait failed");
+        if (probe_timeout_ms >= 0)
+            probe_wait_ms = wait_for_probes(driver_lib, runtime_lib, probe_timeout_ms);
     }
     double t0 = now_s();
     uint64_t bench_ns = 0;

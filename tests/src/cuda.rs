@@ -53,10 +53,12 @@ pub const N_LIBRARY_LOOKUPS: u64 = 2;
 /// In every `run` session the workload waits, after loading the libraries and before its first
 /// CUDA call, until the functions it calls carry uprobes (`--wait-for-probes`, at most this
 /// long): the profiler finds libraries loaded after it started by scanning /proc/<pid>/maps
-/// (every 250 ms) and then attaches, one uprobe at a time (≈ 20 ms each on a loaded 2-vCPU VM),
-/// so calls made right after a dlopen are not seen. A fixed pause was not enough under load
-/// (2 s); waiting for the probes themselves is exact and as short as the profiler allows.
-pub const PROBE_WAIT_MS: u64 = 20_000;
+/// (every 250 ms) and then attaches, one uprobe at a time, so calls made right after a dlopen
+/// are not seen. Attaching ~100 uprobes took 30–280 ms on an idle 2-vCPU VM but 8 s while it
+/// compiled (bpftrace: 18 s for 65): a fixed pause was not enough under load (2 s); waiting for
+/// the probes themselves is exact and as short as the profiler allows. Bounded so that the
+/// session still ends within [`Profiler::wait`]'s 60 s.
+pub const PROBE_WAIT_MS: u64 = 40_000;
 
 /// Copies: (API family, direction, calls, bytes per call).
 pub const COPIES: &[(&str, &str, u64, u64)] = &[
@@ -806,17 +808,21 @@ pub fn run_profiled(
     let (status, _, stderr) = profiler.wait();
     assert!(status.success(), "profiler failed: {status:?}: {stderr:?}");
     let run = finish(&report, &truth, &trace, stderr);
+    assert_probes_were_there(&run);
+    run
+}
+
+/// Panics when the workload gave up waiting for the profiler's uprobes (`--wait-for-probes`).
+fn assert_probes_were_there(run: &CudaRun) {
     let waited = &run.truth["waited_for_probes_ms"];
     println!("the workload waited {waited} ms for the profiler's uprobes");
     assert!(
         waited.as_i64().is_some_and(|ms| ms >= 0),
         "the profiler did not put uprobes on every CUDA function the workload calls within \
-         {PROBE_WAIT_MS} ms of the dlopen (waited_for_probes_ms {waited}); cuda.libraries: {}; \
-         stderr: {:?}",
+         {PROBE_WAIT_MS} ms (waited_for_probes_ms {waited}); cuda.libraries: {}; stderr: {:?}",
         run.report["cuda"]["libraries"],
         run.stderr
     );
-    run
 }
 
 /// A `cuda-workload --wait-for-signal`, killed on Drop.
@@ -883,13 +889,17 @@ impl Drop for WaitingWorkload {
     }
 }
 
-/// Starts `cuda-workload --wait-for-signal WORKLOAD_ARGS`, attaches the profiler once it is
-/// ready (`attach --pid PID [ARGS]`), lets it run, and returns what the session produced (it
-/// ends when the workload exits).
+/// Starts `cuda-workload --wait-for-signal --wait-for-probes PROBE_WAIT_MS WORKLOAD_ARGS`,
+/// attaches the profiler once it is ready (`attach --pid PID [ARGS]`), lets it run (it first
+/// waits for the uprobes), and returns what the session produced (it ends when the workload
+/// exits).
 pub fn attach_profiled(stub: &StubCuda, extra: &[&str], workload_args: &[&str]) -> CudaRun {
     let (report, truth, trace) = session_files("attach");
     let _files = Files(vec![report.clone(), truth.clone(), trace.clone()]);
-    let mut workload = WaitingWorkload::start(stub, &truth, workload_args);
+    let probe_wait = PROBE_WAIT_MS.to_string();
+    let mut args = vec!["--wait-for-probes", &probe_wait];
+    args.extend(workload_args);
+    let mut workload = WaitingWorkload::start(stub, &truth, &args);
     let pid = workload.pid().to_string();
     let mut args = vec!["attach".to_owned(), "--pid".to_owned(), pid];
     args.extend(profiler_args(&report, &trace, extra));
@@ -900,7 +910,9 @@ pub fn attach_profiled(stub: &StubCuda, extra: &[&str], workload_args: &[&str]) 
     workload.go_and_wait();
     let (status, _, stderr) = profiler.wait();
     assert!(status.success(), "profiler failed: {status:?}: {stderr:?}");
-    finish(&report, &truth, &trace, stderr)
+    let run = finish(&report, &truth, &trace, stderr);
+    assert_probes_were_there(&run);
+    run
 }
 
 /// Runs the workload without a profiler and returns its ground truth.

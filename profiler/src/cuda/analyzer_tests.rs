@@ -82,7 +82,8 @@ fn name_event(api_id: u16, handle: u64, name: &[u8]) -> CudaNameEvent {
         tgid: PID,
         tid: TID,
         api: api_id,
-        _pad: [0; 6],
+        truncated: 0,
+        _pad: [0; 5],
         name: [0; CUDA_NAME_MAX],
     };
     let n = name.len().min(CUDA_NAME_MAX);

@@ -167,7 +167,8 @@ impl Names {
 
     /// Records a name event; `false` when it is not one (wrong api, no name).
     pub fn add(&mut self, ev: &CudaNameEvent) -> bool {
-        let (raw, truncated) = name_text(&ev.name);
+        let (raw, cut_here) = name_text(&ev.name);
+        let truncated = cut_here || ev.truncated != 0;
         if raw.is_empty() {
             return false;
         }
