@@ -5,9 +5,16 @@
  * stub_cudart.c), so a profiler has to find them in /proc/<pid>/maps, possibly after it
  * attached.
  *
+ * cuda-workload-static (built with -DSTATIC_RUNTIME, stub_cudart.c linked in): the runtime is
+ * part of the executable, as when a program links libcudart_static.a (nvcc's default). The
+ * workload calls the runtime functions linked into itself and does not load libcudart.so.12;
+ * the runtime part still dlopen()s libcuda.so.1, as the real static runtime does. A profiler
+ * has to find the runtime's launch entries in the executable.
+ *
  * Usage: cuda-workload [OPTIONS] [main | bench CALLS | bench-runtime CALLS]
  *   --lib-dir DIR         load DIR/libcuda.so.1 and DIR/libcudart.so.12 (default:
- *                         $STUB_CUDA_LIB_DIR, else the bare sonames through LD_LIBRARY_PATH)
+ *                         $STUB_CUDA_LIB_DIR, else the bare sonames through LD_LIBRARY_PATH;
+ *                         cuda-workload-static loads the driver only)
  *   --start-delay-ms MS   sleep this long before loading the libraries (a profiler attached
  *                         at start-up sees them appear later)
  *   --load-settle-ms MS   sleep this long after loading them, before the first CUDA call (the
@@ -38,9 +45,11 @@
  * The ground truth (one JSON line) holds the handles the profiler will see (functions,
  * streams), the paths loaded and the stub libraries' own per-symbol call counters for the
  * counted phase. The tests assert against their own copy of the constants below
- * (tests/src/cuda.rs) and check these counters against them too.
+ * (tests/src/cuda/scenario.rs) and check these counters against them too.
  *
  * Build: cc -O2 -g -rdynamic -o cuda-workload cuda_workload.c -ldl
+ *        cc -O2 -g -rdynamic -DSTATIC_RUNTIME -o cuda-workload-static cuda_workload.c \
+ *           stub_cudart.c -ldl
  * (-rdynamic puts the host stubs in .dynsym, as a runtime-linked CUDA program has them.)
  */
 #define _GNU_SOURCE
@@ -59,7 +68,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- the scenario (keep in sync with tests/src/cuda.rs) ---- */
+/* ---- the scenario (keep in sync with tests/src/cuda/scenario.rs) ---- */
 /* Kernels, with the name each is looked up by. */
 #define NAME_VECTOR_ADD "_Z10vector_addPfPKfi"   /* vector_add(float*, float const*, int) */
 #define NAME_RELU "relu_kernel"                  /* plain (extern "C") */
@@ -167,7 +176,15 @@ typedef struct {
     unsigned int numAttrs;
 } cudaLaunchConfig_t;
 
-/* ---- the libraries, through dlsym ---- */
+#ifdef STATIC_RUNTIME
+/* stub_cudart.c, linked into this executable (like libcudart_static.a). */
+int cudaLaunchKernel(const void *, dim3, dim3, void **, size_t, CUstream);
+int cudaLaunchKernelExC(const cudaLaunchConfig_t *, const void *, void **);
+void stubRegisterFunction(const void *, const char *);
+int stubCudartCounters(const char **, unsigned long *, int);
+#endif
+
+/* ---- the libraries, through dlsym (the runtime's linked in with STATIC_RUNTIME) ---- */
 static struct {
     CUresult (*init)(unsigned);
     CUresult (*device_get)(CUdevice *, int);
@@ -294,9 +311,24 @@ static void load_libraries(const char *lib_dir) {
     void *d = driver_lib = dlopen(driver_path, RTLD_NOW | RTLD_GLOBAL);
     if (!d)
         die("dlopen: %s", dlerror());
+#ifdef STATIC_RUNTIME
+    /* The runtime is this executable: its path, and the main program's handle (for
+     * wait_for_probes, which looks the runtime's functions up by name). */
+    ssize_t len = readlink("/proc/self/exe", runtime_path, sizeof runtime_path - 1);
+    if (len <= 0)
+        die("readlink /proc/self/exe: %s", strerror(errno));
+    runtime_path[len] = 0;
+    if (!(runtime_lib = dlopen(NULL, RTLD_NOW)))
+        die("dlopen(NULL): %s", dlerror());
+    cu.register_function = stubRegisterFunction;
+    cu.launch = cudaLaunchKernel;
+    cu.launch_ex = cudaLaunchKernelExC;
+    cu.rt_counters = stubCudartCounters;
+#else
     void *r = runtime_lib = dlopen(runtime_path, RTLD_NOW | RTLD_GLOBAL);
     if (!r)
         die("dlopen: %s", dlerror());
+#endif
 #define D(field, name) *(void **)&cu.field = sym(d, driver_path, name)
 #define R(field, name) *(void **)&cu.field = sym(r, runtime_path, name)
     D(init, "cuInit");
@@ -334,10 +366,12 @@ static void load_libraries(const char *lib_dir) {
     D(ctx_sync, "cuCtxSynchronize");
     D(event_sync, "cuEventSynchronize");
     D(counters, "stubCudaCounters");
+#ifndef STATIC_RUNTIME
     R(register_function, "stubRegisterFunction");
     R(launch, "cudaLaunchKernel");
     R(launch_ex, "cudaLaunchKernelExC");
     R(rt_counters, "stubCudartCounters");
+#endif
 #undef D
 #undef R
 }
@@ -398,10 +432,12 @@ static void watch(void *lib, const char *path, const char *name) {
     dl_iterate_phdr(find_segment, &q);
     if (q.offset < 0)
         die("%s: no segment holds it", name);
-    int fd = open(map->l_name, O_RDONLY | O_CLOEXEC);
+    /* The main program (a statically linked runtime) has no name in the link map. */
+    const char *file = map->l_name[0] ? map->l_name : "/proc/self/exe";
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
     unsigned char byte;
     if (fd < 0 || pread(fd, &byte, 1, q.offset) != 1)
-        die("reading %s from %s: %s", name, map->l_name, strerror(errno));
+        die("reading %s from %s: %s", name, file, strerror(errno));
     close(fd);
     watched[n_watched++] = (struct watched){name, fn, byte};
 }

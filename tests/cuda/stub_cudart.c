@@ -13,6 +13,8 @@
  *
  * Build: cc -shared -fPIC -O2 -fno-ipa-icf -Wl,-soname,libcudart.so.12 -o libcudart.so.12 \
  *        stub_cudart.c -ldl
+ * It is also linked into cuda-workload-static (cuda_workload.c -DSTATIC_RUNTIME, -rdynamic),
+ * standing in for libcudart_static.a: the same functions, exported by the executable.
  */
 #include <dlfcn.h>
 #include <pthread.h>

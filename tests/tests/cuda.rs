@@ -1,7 +1,8 @@
 //! CUDA driver/runtime metrics without a GPU: the profiler's uprobes on a stand-in
 //! `libcuda.so.1` and `libcudart.so.12` (built by the tests, real symbols and C signatures),
-//! under `cuda-workload`, which calls them a known number of times (tests/src/cuda.rs holds the
-//! scenario). Counts, bytes and kernel names are asserted exactly; host times within 10% of
+//! under `cuda-workload`, which calls them a known number of times (tests/src/cuda/scenario.rs
+//! holds the scenario), and `cuda-workload-static`, the same program with the runtime linked
+//! in. Counts, bytes and kernel names are asserted exactly; host times within 10% of
 //! what the workload measured around its own calls (the same preemptions and probe costs the
 //! profiler sees) and, for medians, of the time the stub spins in each call.
 
@@ -29,7 +30,8 @@ fn refs(v: &[String]) -> Vec<&str> {
 /// The harness itself, without the profiler (nor root): the stubs export every symbol the
 /// profiler probes; the workload's calls, as the stub libraries count them, equal the
 /// scenario's constants (run from the start, and from the signal on with `--wait-for-signal`);
-/// the stub spins for the times asked; `bench` makes exactly the calls asked.
+/// the stub spins for the times asked; `bench` makes exactly the calls asked; the static
+/// variant makes the same calls through the runtime linked into itself.
 #[test]
 fn harness_stub_counts_are_exact() {
     let Some(stub) = stub_cuda("harness_stub_counts_are_exact") else {
@@ -87,6 +89,15 @@ fn harness_stub_counts_are_exact() {
     let truth: Value = serde_json::from_str(text.trim()).expect("truth JSON");
     assert_eq!(truth["waited_for_signal"], true);
     assert_truth_matches_scenario(&truth, Seen::AfterReady);
+
+    let truth = run_alone_exe(stub, &stub.workload_static, &[]);
+    println!("static runtime: ground truth: {truth}");
+    assert_eq!(
+        truth["runtime"],
+        stub.workload_static.to_str().expect("utf-8"),
+        "the static workload's runtime is the executable itself"
+    );
+    assert_truth_matches_scenario(&truth, Seen::Everything);
 
     for mode in ["bench", "bench-runtime"] {
         let truth = run_alone(stub, &[mode, "1000"]);
@@ -394,5 +405,36 @@ fn library_in_another_mount_namespace() {
         "the workload loaded the driver from the namespace's path"
     );
     assert_libraries(&run, &mnt);
+    assert_scenario_counts(&run, Seen::Everything, Naming::Named, DEFAULT_TOP);
+}
+
+/// (g) A runtime linked into the executable (`cuda-workload-static`: stub_cudart.c built in
+/// and exported with `-rdynamic`, as nvcc links `libcudart_static.a`; only the driver is
+/// loaded, by the runtime part as the real static runtime does): the profiler finds the
+/// executable's own `cudaLaunchKernel*` (`runtime-static`, with probes) besides the driver,
+/// de-duplicates runtime launches against the driver launches they make, and every count is
+/// what the dynamic run gives.
+#[test]
+fn run_static_runtime_in_executable() {
+    const TEST: &str = "run_static_runtime_in_executable";
+    if !privileged(TEST) {
+        return;
+    }
+    let Some(stub) = stub_cuda(TEST) else {
+        return;
+    };
+    let run = run_profiled_exe(stub, &stub.workload_static, &[], &[], &[]);
+    assert_eq!(
+        run.truth["runtime"],
+        stub.workload_static.to_str().expect("utf-8"),
+        "the workload launched through the runtime linked into itself"
+    );
+    assert_libraries_are(
+        &run,
+        &[
+            (&stub.driver, "driver"),
+            (&stub.workload_static, "runtime-static"),
+        ],
+    );
     assert_scenario_counts(&run, Seen::Everything, Naming::Named, DEFAULT_TOP);
 }

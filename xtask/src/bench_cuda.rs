@@ -30,25 +30,11 @@ const VARIANTS: &[(&str, Option<&[&str]>)] = &[
 pub fn build_workload(out: &Path) -> Result<PathBuf> {
     let src = root().join("tests/cuda");
     let lib = out.join("lib");
-    std::fs::create_dir_all(&lib)?;
     for (source, soname) in [
         ("stub_cuda.c", "libcuda.so.1"),
         ("stub_cudart.c", "libcudart.so.12"),
     ] {
-        // A frame pointer makes `push %rbp` the first instruction, which the kernel emulates
-        // (like the real libcuda's entry points); `sub $8,%rsp` would be single-stepped,
-        // which costs a second trap and dwarfs what the programs do.
-        shell::run(Command::new("cc").args([
-            "-O2".as_ref(),
-            "-fno-omit-frame-pointer".as_ref(),
-            "-shared".as_ref(),
-            "-fPIC".as_ref(),
-            format!("-Wl,-soname,{soname}").as_ref(),
-            "-o".as_ref(),
-            lib.join(soname).as_os_str(),
-            src.join(source).as_os_str(),
-            "-ldl".as_ref(),
-        ]))?;
+        build_stub_library(source, soname, &lib)?;
     }
     let exe = out.join("cuda-workload");
     shell::run(Command::new("cc").args([
@@ -61,6 +47,27 @@ pub fn build_workload(out: &Path) -> Result<PathBuf> {
         "-ldl".as_ref(),
     ]))?;
     Ok(exe)
+}
+
+/// Builds the stand-in library tests/cuda/`source` with `cc` as `lib_dir`/`soname`.
+pub fn build_stub_library(source: &str, soname: &str, lib_dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(lib_dir)?;
+    let lib = lib_dir.join(soname);
+    // A frame pointer makes `push %rbp` the first instruction, which the kernel emulates (like
+    // the real libcuda's entry points); `sub $8,%rsp` would be single-stepped, which costs a
+    // second trap and dwarfs what the programs do.
+    shell::run(Command::new("cc").args([
+        "-O2".as_ref(),
+        "-fno-omit-frame-pointer".as_ref(),
+        "-shared".as_ref(),
+        "-fPIC".as_ref(),
+        format!("-Wl,-soname,{soname}").as_ref(),
+        "-o".as_ref(),
+        lib.as_os_str(),
+        root().join("tests/cuda").join(source).as_os_str(),
+        "-ldl".as_ref(),
+    ]))?;
+    Ok(lib)
 }
 
 pub fn run(profiler: &Path, out: &Path) -> Result<Value> {

@@ -2,9 +2,15 @@
 //! and wakes, and a small HTTP/1.1 server with two client threads — one polling a JSON health
 //! endpoint, one calling an OpenAI-style streaming completion endpoint (server-sent events: a
 //! 30 ms "prefill", 16 tokens 8 ms apart, a `usage` event) — so every capability of the
-//! profiler has something to observe.
+//! profiler has something to observe. With `--cuda-driver PATH` (the stand-in libcuda.so.1 from
+//! tests/cuda/, which `cargo xtask demo` builds) a "gpu" thread also runs a small inference loop
+//! of CUDA driver calls (`demo_workload/gpu.rs`).
 //!
-//! Usage: demo-workload [--seconds N] [--port P]   (defaults: run until killed, an ephemeral port)
+//! Usage: demo-workload [--seconds N] [--port P] [--cuda-driver PATH]
+//!        (defaults: run until killed, an ephemeral port, no CUDA)
+
+#[path = "demo_workload/gpu.rs"]
+mod gpu;
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
@@ -23,6 +29,11 @@ fn main() {
     };
     let seconds = value("--seconds");
     let port = value("--port").unwrap_or(0) as u16;
+    let cuda_driver = args
+        .iter()
+        .position(|a| a == "--cuda-driver")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from);
 
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind HTTP endpoint");
     let addr = listener.local_addr().expect("local addr");
@@ -47,6 +58,9 @@ fn main() {
     });
     spawn("http-client", move || client(addr));
     spawn("llm-client", move || llm_client(addr));
+    if let Some(driver) = cuda_driver {
+        spawn("gpu", move || gpu::run(&driver));
+    }
 
     match seconds {
         Some(s) => thread::sleep(Duration::from_secs(s)),
