@@ -18,6 +18,10 @@ const PACKAGES: &[&str] = &[
     "nginx",
     "wrk",
     "curl",
+    // The CUDA stand-in libraries and workloads (tests/cuda) are C; the Python test server and
+    // the GPU-check logic tests need python3.
+    "gcc",
+    "python3",
 ];
 
 pub fn run() -> Result<()> {

@@ -50,6 +50,9 @@ pub fn run() -> Result<()> {
         &mut tally,
     )?;
 
+    println!("\n== GPU-check comparison logic (tests/gpu, Python, no GPU needed)");
+    let gpu_logic_ok = python_unittests("tests/gpu", &mut tally)?;
+
     println!("\n== fuzzing the HTTP/SSE analyzer ({FUZZ_SECONDS} s)");
     let fuzz_ok = crate::fuzz::run(FUZZ_SECONDS)
         .inspect_err(|e| println!("fuzz: {e:#}"))
@@ -91,10 +94,33 @@ pub fn run() -> Result<()> {
         tally.failed,
         skipped + tally.ignored
     );
-    if !unit_ok || !e2e_ok || tally.failed > 0 {
+    if !unit_ok || !gpu_logic_ok || !e2e_ok || tally.failed > 0 {
         bail!("tests failed");
     }
     Ok(())
+}
+
+/// Runs the `test_*.py` unittest files in `dir`; counts their tests into `tally`.
+fn python_unittests(dir: &str, tally: &mut Tally) -> Result<bool> {
+    let out = Command::new("python3")
+        .current_dir(root())
+        .args(["-m", "unittest", "discover", "-s", dir, "-p", "test_*.py"])
+        .output()
+        .context("running python3 -m unittest (install python3: cargo xtask setup)")?;
+    // unittest reports on stderr: "Ran 19 tests in 0.7s" then "OK" or "FAILED (failures=1)".
+    let report = String::from_utf8_lossy(&out.stderr);
+    print!("{report}");
+    let ran: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("Ran ")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    if out.status.success() && ran > 0 {
+        tally.passed += ran;
+        Ok(true)
+    } else {
+        tally.failed += ran.max(1);
+        Ok(false)
+    }
 }
 
 /// Clippy over the eBPF crate, built the way aya-build builds it (nightly, bpfel, build-std).
