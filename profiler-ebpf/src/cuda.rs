@@ -189,37 +189,45 @@ fn try_enter(ctx: &ProbeContext) -> Option<()> {
         let _ = KERNEL_LOOKUPS.insert(tid, [arg(ctx, 0), arg(ctx, 1)], 0);
         return Some(());
     }
+    let event = CudaEvent {
+        // SAFETY: no preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        tgid,
+        tid,
+        api: api_id,
+        ..CudaEvent::default()
+    };
+    if cookie & CUDA_COOKIE_TIMED == 0 {
+        // Hot path (untimed launches): the event is written straight into the ring buffer.
+        let Some(mut slot) = CUDA_EVENTS.reserve::<CudaEvent>(0) else {
+            bump(counter::CUDA_EVENTS_LOST);
+            return None;
+        };
+        let ev = slot.write(event);
+        let (mut out_ptr, mut extra_ptr) = (0, 0);
+        describe_call(ctx, ev, &mut out_ptr, &mut extra_ptr);
+        slot.submit(BPF_RB_NO_WAKEUP as u64);
+        return Some(());
+    }
     let mut call = ParkedCall {
-        event: CudaEvent {
-            // SAFETY: no preconditions.
-            ts_ns: unsafe { bpf_ktime_get_ns() },
-            tgid,
-            tid,
-            api: api_id,
-            ..CudaEvent::default()
-        },
+        event,
         out_ptr: 0,
         extra_ptr: 0,
     };
-    describe_call(ctx, &mut call);
-    if cookie & CUDA_COOKIE_TIMED != 0 {
-        const BPF_NOEXIST: u64 = 1;
-        if CUDA_CALLS.insert(tid, call, BPF_NOEXIST).is_err() {
-            // A timed call already parked on this thread never returned through its probe
-            // (nested call, or the map is full): replace it, and count it.
-            bump(counter::CUDA_CALLS_UNFINISHED);
-            let _ = CUDA_CALLS.insert(tid, call, 0);
-        }
-    } else {
-        emit(&call.event);
+    describe_call(ctx, &mut call.event, &mut call.out_ptr, &mut call.extra_ptr);
+    const BPF_NOEXIST: u64 = 1;
+    if CUDA_CALLS.insert(tid, call, BPF_NOEXIST).is_err() {
+        // A timed call already parked on this thread never returned through its probe
+        // (nested call, or the map is full): replace it, and count it.
+        bump(counter::CUDA_CALLS_UNFINISHED);
+        let _ = CUDA_CALLS.insert(tid, call, 0);
     }
     Some(())
 }
 
 /// Fills the event from the arguments of the API family it belongs to.
 #[inline(always)]
-fn describe_call(ctx: &ProbeContext, call: &mut ParkedCall) {
-    let ev = &mut call.event;
+fn describe_call(ctx: &ProbeContext, ev: &mut CudaEvent, out_ptr: &mut u64, extra_ptr: &mut u64) {
     match ev.api {
         api::LAUNCH_KERNEL | api::LAUNCH_COOPERATIVE => {
             ev.handle = arg(ctx, 0);
@@ -275,13 +283,13 @@ fn describe_call(ctx: &ProbeContext, call: &mut ParkedCall) {
             }
         }
         api::MEM_ALLOC | api::MEM_ALLOC_MANAGED | api::MEM_ALLOC_ASYNC => {
-            call.out_ptr = arg(ctx, 0);
+            *out_ptr = arg(ctx, 0);
             ev.bytes = arg(ctx, 1);
         }
         api::MEM_ALLOC_PITCH => {
             // Bytes = pitch × height; the pitch is only known at return.
-            call.out_ptr = arg(ctx, 0);
-            call.extra_ptr = arg(ctx, 1);
+            *out_ptr = arg(ctx, 0);
+            *extra_ptr = arg(ctx, 1);
             ev.bytes = arg(ctx, 3);
         }
         api::MEM_FREE => ev.handle = arg(ctx, 0),
@@ -292,9 +300,9 @@ fn describe_call(ctx: &ProbeContext, call: &mut ParkedCall) {
         api::STREAM_SYNC => ev.stream = arg(ctx, 0),
         api::EVENT_SYNC => ev.handle = arg(ctx, 0),
         api::MODULE_GET_FUNCTION | api::LIBRARY_GET_KERNEL => {
-            call.out_ptr = arg(ctx, 0);
+            *out_ptr = arg(ctx, 0);
             ev.handle2 = arg(ctx, 1);
-            call.extra_ptr = arg(ctx, 2);
+            *extra_ptr = arg(ctx, 2);
         }
         api::RT_LAUNCH_KERNEL => {
             // dim3 is passed by value in two registers each: {x, y} then {z}.

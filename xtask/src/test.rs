@@ -112,7 +112,13 @@ fn python_unittests(dir: &str, tally: &mut Tally) -> Result<bool> {
     print!("{report}");
     let ran: u64 = report
         .lines()
-        .find_map(|l| l.strip_prefix("Ran ")?.split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("Ran ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0);
     if out.status.success() && ran > 0 {
         tally.passed += ran;
