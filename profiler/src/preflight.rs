@@ -56,6 +56,25 @@ pub fn require_tracing_host() -> Result<()> {
     Ok(())
 }
 
+/// Raises the open-file limit to its hard maximum: every uprobe is a perf event fd, and a
+/// server with several CUDA worker processes needs ~100 per process (the usual soft limit is
+/// 1024). Failing to raise it is not fatal: attaches report their errors.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
+        || lim.rlim_cur >= lim.rlim_max
+    {
+        return;
+    }
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: `lim` is a valid rlimit; raising the soft limit up to the hard one is allowed.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -365,15 +365,18 @@ impl Probes {
         }
     }
 
-    /// Attaches uprobe (or uretprobe) program `program` at `file_offset` of the ELF file `target`,
-    /// for every process that maps it (the programs filter by watched pid), with `cookie`.
+    /// Attaches uprobe (or uretprobe) program `program` at `file_offset` of the ELF file `target`
+    /// with `cookie`, for process `pid` only: the kernel then puts breakpoints in that process's
+    /// memory alone, so other processes using the same library pay nothing.
     pub fn attach_uprobe(
         &mut self,
         program: &str,
         target: &std::path::Path,
         file_offset: u64,
         cookie: u64,
+        pid: u32,
     ) -> Result<()> {
+        let pid = std::num::NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0"))?;
         self.load_uprobe(program)?;
         let prog: &mut UProbe = self
             .ebpf
@@ -385,7 +388,7 @@ impl Probes {
             cookie: Some(cookie),
         };
         let id = prog
-            .attach(point, target, UProbeScope::AllProcesses)
+            .attach(point, target, UProbeScope::OneProcess(pid))
             .map_err(describe_program_error)?;
         let link = prog.take_link(id).map_err(describe_program_error)?;
         self.links.push(Box::new(link));

@@ -110,6 +110,7 @@ impl HttpCapture {
 pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     opts.validate().map_err(|m| usage!("{m}"))?;
     preflight::require_tracing_host()?;
+    preflight::raise_fd_limit();
     let output = open_output(opts.output.as_deref())?;
     let event_log = open_event_log(&opts.http)?;
 

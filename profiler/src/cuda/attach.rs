@@ -1,8 +1,9 @@
-//! Puts the CUDA uprobes on the libraries `discover` finds in watched processes, once per file
-//! (a uprobe on a file fires in every process that maps it; the programs filter by watched pid),
-//! at start and again whenever a watched process maps a CUDA library later.
+//! Puts the CUDA uprobes on the libraries `discover` finds in watched processes, once per
+//! (process, file), scoped to that process: the kernel installs the breakpoints in the watched
+//! process only, so another service using the same `libcuda` on the node pays nothing. Done at
+//! start and again whenever a watched process (or a new child) maps a CUDA library later.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -19,7 +20,7 @@ use profiler_common::cuda_cookie;
 /// One CUDA library file the uprobes are attached to, as the report lists it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AttachedLibrary {
-    /// The first watched process seen mapping it.
+    /// The process the probes are attached for.
     pub pid: u32,
     /// The path as that process maps it (inside its mount namespace).
     pub path: String,
@@ -44,8 +45,13 @@ pub enum ProbeMode {
 
 pub struct CudaAttacher {
     mode: ProbeMode,
-    /// Files already handled (attached, failed, or checked for a static runtime).
-    seen: HashSet<FileId>,
+    /// (process, library file) pairs already handled (attached or failed).
+    seen: HashSet<(u32, FileId)>,
+    /// Executables checked for a statically linked runtime, and whether they have one.
+    static_runtime: HashMap<FileId, bool>,
+    /// Per library file, the offsets of the probed symbols it exports (or why it could not be
+    /// read): every worker process of a server maps the same `libcuda`.
+    offsets: HashMap<FileId, Result<Vec<(CudaSymbol, u64)>, String>>,
     pub libraries: Vec<AttachedLibrary>,
 }
 
@@ -54,6 +60,8 @@ impl CudaAttacher {
         Self {
             mode,
             seen: HashSet::new(),
+            static_runtime: HashMap::new(),
+            offsets: HashMap::new(),
             libraries: Vec::new(),
         }
     }
@@ -67,14 +75,19 @@ impl CudaAttacher {
                 continue;
             };
             let mut found = discover::cuda_libraries(pid, &maps);
-            // The executable, once: a runtime linked in statically has its own launch entry.
+            // A runtime linked into the executable has its own launch entry points (the ELF
+            // symbols of each executable file are read once).
             if let Some(exe) = discover::exe_mapping(pid, &maps)
-                && self.seen.insert(exe.file.clone())
+                && !self.seen.contains(&(pid, exe.file.clone()))
+                && *self
+                    .static_runtime
+                    .entry(exe.file.clone())
+                    .or_insert_with(|| discover::has_static_runtime(pid, exe))
             {
-                found.extend(discover::static_runtime(pid, exe));
+                found.push(discover::static_runtime(pid, exe));
             }
             for lib in found {
-                if lib.kind != LibraryKind::RuntimeStatic && !self.seen.insert(lib.file.clone()) {
+                if !self.seen.insert((pid, lib.file.clone())) {
                     continue;
                 }
                 let attached = self.attach_library(probes, &lib);
@@ -85,7 +98,7 @@ impl CudaAttacher {
         new
     }
 
-    fn attach_library(&self, probes: &mut Probes, lib: &FoundLibrary) -> AttachedLibrary {
+    fn attach_library(&mut self, probes: &mut Probes, lib: &FoundLibrary) -> AttachedLibrary {
         let mut out = AttachedLibrary {
             pid: lib.pid,
             path: lib.path.clone(),
@@ -93,25 +106,22 @@ impl CudaAttacher {
             probes: 0,
             error: None,
         };
-        let syms = match ElfSymbols::read(&lib.host_path) {
+        let symbols = self
+            .offsets
+            .entry(lib.file.clone())
+            .or_insert_with(|| symbol_offsets(lib))
+            .clone();
+        let symbols = match symbols {
             Ok(s) => s,
             Err(e) => {
-                out.error = Some(format!("{e:#}"));
+                out.error = Some(e);
                 return out;
             }
         };
-        let table: &[CudaSymbol] = match lib.kind {
-            LibraryKind::Driver => DRIVER_SYMBOLS,
-            LibraryKind::Runtime | LibraryKind::RuntimeStatic => RUNTIME_SYMBOLS,
-        };
         let mut errors = Vec::new();
-        for sym in table {
-            // Versions of the driver differ in what they export (`cuLibraryGetKernel` is 12.0+).
-            let Some(offset) = syms.file_offset_of(sym.name) else {
-                continue;
-            };
+        for (sym, offset) in &symbols {
             for (program, cookie) in self.probes_for(sym) {
-                match probes.attach_uprobe(program, &lib.host_path, offset, cookie) {
+                match probes.attach_uprobe(program, &lib.host_path, *offset, cookie, lib.pid) {
                     Ok(()) => out.probes += 1,
                     Err(e) => errors.push(format!("{} ({program}): {e:#}", sym.name)),
                 }
@@ -150,6 +160,20 @@ impl CudaAttacher {
     pub fn probe_mode(&self) -> ProbeMode {
         self.mode
     }
+}
+
+/// The probed symbols `lib` exports and their file offsets. Versions of the driver differ in
+/// what they export (`cuLibraryGetKernel` is 12.0+): missing ones are skipped.
+fn symbol_offsets(lib: &FoundLibrary) -> Result<Vec<(CudaSymbol, u64)>, String> {
+    let syms = ElfSymbols::read(&lib.host_path).map_err(|e| format!("{e:#}"))?;
+    let table: &[CudaSymbol] = match lib.kind {
+        LibraryKind::Driver => DRIVER_SYMBOLS,
+        LibraryKind::Runtime | LibraryKind::RuntimeStatic => RUNTIME_SYMBOLS,
+    };
+    Ok(table
+        .iter()
+        .filter_map(|sym| Some((*sym, syms.file_offset_of(sym.name)?)))
+        .collect())
 }
 
 #[cfg(test)]

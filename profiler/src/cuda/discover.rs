@@ -129,19 +129,22 @@ pub fn exe_mapping(pid: u32, maps: &[Mapping]) -> Option<&Mapping> {
     maps.iter().find(|m| m.path == exe)
 }
 
-/// The executable mapped as `m` when it has the CUDA runtime linked in statically (its own
+/// Whether the executable mapped as `m` has the CUDA runtime linked in statically (its own
 /// `cudaLaunchKernel`).
-pub fn static_runtime(pid: u32, m: &Mapping) -> Option<FoundLibrary> {
-    let host = host_path(pid, m);
-    let syms = ElfSymbols::read(&host).ok()?;
-    syms.file_offset_of("cudaLaunchKernel")?;
-    Some(FoundLibrary {
+pub fn has_static_runtime(pid: u32, m: &Mapping) -> bool {
+    ElfSymbols::read(&host_path(pid, m))
+        .is_ok_and(|syms| syms.file_offset_of("cudaLaunchKernel").is_some())
+}
+
+/// The executable mapped as `m`, as a statically linked runtime to probe.
+pub fn static_runtime(pid: u32, m: &Mapping) -> FoundLibrary {
+    FoundLibrary {
         pid,
         kind: LibraryKind::RuntimeStatic,
         file: m.file.clone(),
         path: m.path.clone(),
-        host_path: host,
-    })
+        host_path: host_path(pid, m),
+    }
 }
 
 #[cfg(test)]
