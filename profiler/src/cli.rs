@@ -88,6 +88,32 @@ pub struct OutputArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub cuda: CudaArgs,
+    #[command(flatten)]
+    pub hardware: HardwareArgs,
+}
+
+/// CPU counters, GPU telemetry and energy.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Hardware and energy (perf counters, NVML, RAPL)")]
+pub struct HardwareArgs {
+    /// Do not open perf counters on the watched processes.
+    #[arg(long)]
+    pub no_counters: bool,
+    /// Do not sample the GPUs through NVML.
+    #[arg(long)]
+    pub no_gpu: bool,
+    /// Grid carbon intensity in gCO2/kWh, for a carbon estimate of the energy measured
+    /// (e.g. 400 for a typical mixed grid).
+    #[arg(long, value_name = "G_PER_KWH", value_parser = parse_positive_f64)]
+    pub carbon_intensity: Option<f64>,
+}
+
+fn parse_positive_f64(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e} (a number, e.g. 400)"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err("must be a positive number".into());
+    }
+    Ok(v)
 }
 
 /// CUDA driver/runtime calls, through uprobes on the libcuda/libcudart the target maps.

@@ -6,8 +6,12 @@
 
 pub mod check;
 pub mod cli;
+pub mod counters;
 pub mod cuda;
+pub mod energy;
 pub mod error;
+pub mod gpu;
+pub mod hardware;
 pub mod http;
 pub mod live;
 pub mod preflight;

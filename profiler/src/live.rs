@@ -80,6 +80,7 @@ impl LiveView {
         tracker: &Tracker,
         requests: Option<&IntervalRequests>,
         cuda: Option<&CudaInterval>,
+        notes: &[String],
         elapsed_s: f64,
     ) {
         let rows = self.rows(tracker);
@@ -99,6 +100,9 @@ impl LiveView {
             if let Some(c) = cuda.filter(|c| **c != CudaInterval::default()) {
                 lines.push(format!("                  {}", live_line(c, interval_s)));
             }
+            for n in notes {
+                lines.push(format!("                  {n}"));
+            }
             if self.drawn_lines > 0 {
                 // Move up over the previous drawing and clear to the end of the screen.
                 let _ = write!(err, "\x1b[{}A\x1b[J", self.drawn_lines);
@@ -116,6 +120,9 @@ impl LiveView {
             if let Some(c) = cuda.filter(|c| **c != CudaInterval::default()) {
                 line.push(' ');
                 line.push_str(&live_line(c, interval_s));
+            }
+            for n in notes {
+                line.push_str(&format!(" [{n}]"));
             }
             let _ = writeln!(err, "{line}");
         }

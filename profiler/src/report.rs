@@ -38,6 +38,9 @@ pub struct Report {
     pub http: Option<HttpSection>,
     /// CUDA calls from uprobes on libcuda/libcudart; absent with `--no-cuda`.
     pub cuda: Option<crate::cuda::report::CudaSection>,
+    /// GPU telemetry (NVML), CPU energy (RAPL) and efficiency; each says why when unavailable.
+    #[serde(flatten)]
+    pub hardware: Option<crate::hardware::HardwareReport>,
     pub probes: Vec<ProbeStatus>,
     pub health: Health,
 }
@@ -108,6 +111,9 @@ pub struct ProcessReport {
     pub sched: SchedReport,
     /// Absent when the process was never readable in /proc.
     pub process: Option<ProcSummary>,
+    /// perf counters (software always; hardware where the PMU exists); absent with
+    /// `--no-counters`.
+    pub counters: Option<crate::counters::CountersSection>,
     pub threads: Vec<ThreadReport>,
 }
 
@@ -171,6 +177,7 @@ pub struct ReportInputs<'a> {
     pub health: Health,
     pub http: Option<HttpSection>,
     pub cuda: Option<crate::cuda::report::CudaSection>,
+    pub hardware: Option<crate::hardware::HardwareReport>,
 }
 
 pub fn build(inputs: ReportInputs<'_>) -> Report {
@@ -186,6 +193,10 @@ pub fn build(inputs: ReportInputs<'_>) -> Report {
             exited: p.exited,
             sched: SchedReport::from(&t.process_totals(p.pid)),
             process: p.history.as_ref().map(|h| h.summary()),
+            counters: inputs
+                .hardware
+                .as_ref()
+                .and_then(|h| h.counters.get(&p.pid).cloned()),
             threads: t
                 .threads_of(p.pid)
                 .map(|th| ThreadReport {
@@ -206,6 +217,7 @@ pub fn build(inputs: ReportInputs<'_>) -> Report {
         processes,
         http: inputs.http,
         cuda: inputs.cuda,
+        hardware: inputs.hardware,
         probes: inputs.probes,
         health: inputs.health,
     }
@@ -284,6 +296,9 @@ pub fn to_text(r: &Report) -> String {
             );
         }
         write_sched_line(&mut out, "  ", &p.sched);
+        if let Some(c) = &p.counters {
+            crate::counters::render_text(c, &mut out);
+        }
         let _ = writeln!(
             out,
             "  {:<8} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>6} {:>10} {:>10}",
@@ -328,6 +343,11 @@ pub fn to_text(r: &Report) -> String {
     }
     if let Some(c) = &r.cuda {
         crate::cuda::report::render_text(c, &mut out);
+    }
+    if let Some(h) = &r.hardware {
+        crate::gpu::render_text(&h.gpu, &mut out);
+        crate::energy::cpu::render_text(&h.cpu_energy, &mut out);
+        crate::energy::efficiency::render_text(&h.efficiency, &mut out);
     }
     let degraded: Vec<&ProbeStatus> = r.probes.iter().filter(|p| !p.attached).collect();
     if !degraded.is_empty() {
@@ -515,6 +535,7 @@ mod tests {
             },
             http: None,
             cuda: None,
+            hardware: None,
         })
     }
 

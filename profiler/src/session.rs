@@ -16,6 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     cli::{Format, HttpArgs, OutputArgs},
     cuda::capture::{CudaCapture, announce_library},
+    hardware::{HardwareCapture, Workload},
     live::LiveView,
     preflight,
     probes::{Probes, SCHED_PROBES, SOCK_LENGTH_PROBES, SOCK_PROBES, SOCK_STATE_PROBES},
@@ -179,6 +180,8 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             mono_to_unix_ns,
         )?)
     };
+    let hardware_pids: Vec<u32> = tracker.procs.keys().copied().collect();
+    let mut hardware = HardwareCapture::start(&hardware_pids, &opts.hardware);
     let started = Instant::now();
     let started_at_unix_s = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -190,6 +193,9 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     };
     // Always: scripts and tests wait for this line to know every probe is in place.
     announce(&tracker, &probes, http.as_ref(), cuda.as_ref());
+    for note in hardware.notes() {
+        eprintln!("profiler: note: {note}");
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -201,6 +207,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         &mut Captures {
             http: &mut http,
             cuda: &mut cuda,
+            hardware: &mut hardware,
         },
         &mut child,
         &mut live,
@@ -220,6 +227,25 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     let cuda_section = cuda
         .as_mut()
         .map(|c| c.finish(&mut probes, duration_s, &comm_of));
+    let server = http_section
+        .as_ref()
+        .and_then(|h| h.requests.server.as_ref());
+    let hardware_report = hardware.finish(
+        duration_s,
+        Workload {
+            requests: server.map(|s| s.requests),
+            output_tokens: server.and_then(|s| s.streaming.as_ref().map(|st| st.output_tokens)),
+            cuda_busy_s: cuda_section.as_ref().and_then(|c| {
+                let ms: Vec<f64> = c
+                    .analysis
+                    .streams
+                    .iter()
+                    .filter_map(|s| s.gpu_busy_estimate_ms)
+                    .collect();
+                (!ms.is_empty()).then(|| ms.iter().sum::<f64>() / 1e3)
+            }),
+        },
+    );
     let report = report::build(ReportInputs {
         tracker: &tracker,
         started_at_unix_s,
@@ -234,6 +260,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         },
         http: http_section,
         cuda: cuda_section,
+        hardware: Some(hardware_report),
     });
     let rendered = match opts.format {
         Format::Text => report::to_text(&report),
@@ -330,6 +357,7 @@ fn announce(
 struct Captures<'a> {
     http: &'a mut Option<HttpCapture>,
     cuda: &'a mut Option<CudaCapture>,
+    hardware: &'a mut HardwareCapture,
 }
 
 async fn sample_until_end(
@@ -341,7 +369,11 @@ async fn sample_until_end(
     opts: &OutputArgs,
     started: Instant,
 ) -> Result<EndReason> {
-    let Captures { http, cuda } = captures;
+    let Captures {
+        http,
+        cuda,
+        hardware,
+    } = captures;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let start = tokio::time::Instant::now();
@@ -374,10 +406,12 @@ async fn sample_until_end(
                     c.drain(probes);
                     c.take_interval()
                 });
+                let notes = hardware.sample(&probes.watched());
                 live.show(
                     tracker,
                     requests.as_ref(),
                     gpu.as_ref(),
+                    &notes,
                     started.elapsed().as_secs_f64(),
                 );
             }
@@ -390,6 +424,7 @@ async fn sample_until_end(
                 }
             }
             _ = exit_poll.tick() => {
+                hardware.follow_threads(&probes.watched());
                 if let Some(c) = cuda.as_mut()
                     && c.last_scan.elapsed() >= CUDA_SCAN
                 {

@@ -1,0 +1,154 @@
+//! The hardware side of a session: perf counters on the watched processes, GPU telemetry from
+//! NVML, CPU energy from RAPL, and the efficiency figures that combine them with requests and
+//! tokens. Each part that cannot run here says why once and the rest carries on.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use crate::{
+    cli::HardwareArgs,
+    counters::{CounterSampler, CountersSection},
+    energy::{CpuEnergySection, CpuEnergyStats, EfficiencyInputs, EfficiencySection, RaplSampler},
+    gpu::{GpuSampler, GpuSection, GpuStats},
+};
+
+pub struct HardwareCapture {
+    counters: Option<CounterSampler>,
+    counted: HashSet<u32>,
+    gpu: Result<(GpuSampler, GpuStats), String>,
+    cpu: Result<(RaplSampler, CpuEnergyStats), String>,
+    carbon_intensity: Option<f64>,
+}
+
+/// What the report shows of it.
+#[derive(Debug, Serialize)]
+pub struct HardwareReport {
+    /// Per process (by pid); also shown under each process in the text report.
+    #[serde(skip)]
+    pub counters: BTreeMap<u32, CountersSection>,
+    pub gpu: GpuSection,
+    pub cpu_energy: CpuEnergySection,
+    pub efficiency: EfficiencySection,
+}
+
+/// What the request and CUDA capabilities contribute to the efficiency figures.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Workload {
+    pub requests: Option<u64>,
+    pub output_tokens: Option<u64>,
+    /// GPU busy seconds estimated from CUDA launch→sync spans (used without NVML).
+    pub cuda_busy_s: Option<f64>,
+}
+
+impl HardwareCapture {
+    pub fn start(pids: &[u32], args: &HardwareArgs) -> Self {
+        let counters = (!args.no_counters).then(|| CounterSampler::new(pids));
+        let gpu = if args.no_gpu {
+            Err("GPU sampling off (--no-gpu)".to_string())
+        } else {
+            GpuSampler::new().map(|s| (s, GpuStats::new()))
+        };
+        let cpu = RaplSampler::new().map(|mut s| {
+            // The first sample sets each process's baseline.
+            let _ = s.sample(pids);
+            (s, CpuEnergyStats::new())
+        });
+        Self {
+            counters,
+            counted: pids.iter().copied().collect(),
+            gpu,
+            cpu,
+            carbon_intensity: args.carbon_intensity,
+        }
+    }
+
+    /// One line per part that is unavailable, for the start-up notes.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(c) = &self.counters {
+            let st = c.status();
+            if let Some(e) = &st.software_unavailable {
+                notes.push(format!("software perf counters unavailable: {e}"));
+            }
+            if let Some(e) = &st.hardware_unavailable {
+                notes.push(format!("hardware perf counters unavailable: {e}"));
+            }
+        }
+        if let Err(e) = &self.gpu {
+            notes.push(format!("GPU metrics unavailable: {e}"));
+        }
+        if let Err(e) = &self.cpu {
+            notes.push(format!("CPU energy unavailable: {e}"));
+        }
+        notes
+    }
+
+    /// Opens counters on threads (and child processes) that appeared since the last call: a
+    /// thread is counted from the first call after it started (the session calls this every
+    /// 50 ms).
+    pub fn follow_threads(&mut self, pids: &[u32]) {
+        if let Some(c) = self.counters.as_mut() {
+            for &pid in pids {
+                if self.counted.insert(pid) {
+                    c.add_process(pid);
+                }
+            }
+            c.refresh_all();
+        }
+    }
+
+    /// Samples every part for the interval that just ended; returns the live-view notes
+    /// (throttled GPUs).
+    pub fn sample(&mut self, pids: &[u32]) -> Vec<String> {
+        let mut live = Vec::new();
+        self.follow_threads(pids);
+        if let Some(c) = self.counters.as_mut() {
+            let _ = c.read();
+        }
+        if let Ok((sampler, stats)) = self.gpu.as_mut() {
+            let s = sampler.sample(pids);
+            for (gpu, reasons) in s.throttled() {
+                live.push(format!("gpu{gpu} throttled: {}", reasons.join(", ")));
+            }
+            stats.push(&s);
+        }
+        if let Ok((sampler, stats)) = self.cpu.as_mut() {
+            stats.push(&sampler.sample(pids));
+        }
+        live
+    }
+
+    pub fn finish(self, duration_s: f64, workload: Workload) -> HardwareReport {
+        let counters = self.counters.map(|mut c| c.finish()).unwrap_or_default();
+        let gpu = match self.gpu {
+            Ok((sampler, stats)) => stats.finish(sampler.driver_version(), sampler.notes()),
+            Err(reason) => GpuSection::unavailable(reason),
+        };
+        let cpu_energy = match self.cpu {
+            Ok((sampler, stats)) => stats.finish(sampler.source(), vec![]),
+            Err(reason) => CpuEnergySection::unavailable(reason),
+        };
+        let (gpu_busy_s, gpu_busy_source) = match (gpu.busy_s(true), workload.cuda_busy_s) {
+            (Some(s), _) => (Some(s), Some("nvml-utilization")),
+            (None, Some(s)) => (Some(s), Some("cuda-estimate")),
+            (None, None) => (None, None),
+        };
+        let efficiency = crate::energy::efficiency::compute(&EfficiencyInputs {
+            duration_s,
+            requests: workload.requests,
+            output_tokens: workload.output_tokens,
+            gpu_energy_j: gpu.energy_j(true),
+            cpu_energy_j: cpu_energy.attributed_j(),
+            gpu_busy_s,
+            gpu_busy_source,
+            carbon_intensity_g_per_kwh: self.carbon_intensity,
+        });
+        HardwareReport {
+            counters,
+            gpu,
+            cpu_energy,
+            efficiency,
+        }
+    }
+}
