@@ -56,9 +56,9 @@ pub fn require_tracing_host() -> Result<()> {
     Ok(())
 }
 
-/// Raises the open-file limit to its hard maximum: every uprobe is a perf event fd, and a
-/// server with several CUDA worker processes needs ~100 per process (the usual soft limit is
-/// 1024). Failing to raise it is not fatal: attaches report their errors.
+/// Raises the open-file limit to its hard maximum: every uprobe and every perf counter is a
+/// descriptor (~100 uprobes per CUDA process, a few counters per thread; the usual soft limit
+/// is 1024). Failing to raise it is not fatal: attaches and counters report their errors.
 pub fn raise_fd_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

@@ -145,29 +145,6 @@ impl OpenGroup {
     }
 }
 
-/// Raises the soft open-file limit to the hard one: each counter is a descriptor, and a
-/// server with hundreds of threads needs thousands. Returns the soft limit now in force.
-pub fn raise_fd_limit() -> u64 {
-    // SAFETY: rlimit is plain data that getrlimit fills in.
-    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: `lim` is a valid, writable rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 0;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: `raised` is a valid rlimit; raising the soft limit up to the hard limit
-        // needs no privilege and affects only this process.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return raised.rlim_cur;
-        }
-    }
-    lim.rlim_cur
-}
-
 /// The calling thread's id.
 #[cfg(test)]
 pub fn gettid() -> u32 {
