@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# GPU check: the profiler's CUDA figures against torch.profiler on a PyTorch workload.
+# GPU check: the profiler's CUDA figures against torch.profiler on a PyTorch workload, and its
+# GPU energy and utilization figures (NVML) on a bf16 matmul loop.
 #
 #   bash tests/gpu/run_check.sh [PROFILER_BINARY] [OUT]
 #
 # PROFILER_BINARY defaults to target/release/profiler (relative to the repo root); OUT to $OUT
 # when set, else ./gpu-check-out. Needs root, an NVIDIA GPU and PyTorch with CUDA. See
-# docs/gpu-check.md.
+# docs/gpu-check.md and, for the energy mode, docs/energy.md.
 #
 # For each mode it runs the profiler on tests/gpu/torch_workload.py and compares with
 # tests/gpu/compare.py:
@@ -13,16 +14,24 @@
 #   latency  profiler run --cuda-launch-latency (launches timed with return probes too)
 #   attach   profiler attach --pid on the already-started workload (only with
 #            GPU_CHECK_MODES="default latency attach")
+# and the energy mode, on tests/gpu/energy_check.py (idle, a 10 s bf16 matmul loop, idle),
+# compared with `energy_check.py compare`:
+#   energy   profiler run --no-http --interval 200ms: GPU energy counter vs integrated power,
+#            GPM SM occupancy / tensor activity in the loop and idle, per-process GPU memory vs
+#            nvidia-smi
 #
-# Environment: GPU_CHECK_MODES (default "default latency"), PYTHON (python3),
+# Environment: GPU_CHECK_MODES (default "default latency energy"), PYTHON (python3),
 # GPU_CHECK_PACK=0 to leave OUT/<mode>/ unpacked (default: packed into OUT/<mode>.tar.gz, so
 # that OUT holds few files), GPU_CHECK_SELF_PROBE=0 to skip the workload's own counting uprobes,
 # GPU_CHECK_TIMEOUT (seconds per profiler run, default 300), WORKLOAD_ARGS (extra arguments
-# for torch_workload.py).
+# for torch_workload.py), ENERGY_ARGS (extra arguments for `energy_check.py workload`, e.g.
+# "--loop 20 --idle 5"), ENERGY_COMPARE_ARGS (for `energy_check.py compare`, e.g.
+# "--energy-tolerance 0.05").
 #
 # Writes OUT/table.md (all modes), OUT/check.log, OUT/<mode>.tar.gz (profiler.json,
-# torch.json, table.md, run.log, torch_trace.json.gz, cuda-trace.jsonl). Exit status 0 when
-# every mode passes, 1 when a check fails, 2 when the machine cannot run the check.
+# torch.json, table.md, run.log, torch_trace.json.gz, cuda-trace.jsonl; energy: profiler.json,
+# energy.json, table.md, run.log). Exit status 0 when every mode passes, 1 when a check fails,
+# 2 when the machine cannot run the check.
 
 set -uo pipefail
 
@@ -31,11 +40,14 @@ repo="$(cd "$here/../.." && pwd)"
 profiler="${1:-$repo/target/release/profiler}"
 out="${2:-${OUT:-./gpu-check-out}}"
 python="${PYTHON:-python3}"
-modes="${GPU_CHECK_MODES:-default latency}"
+modes="${GPU_CHECK_MODES:-default latency energy}"
 pack="${GPU_CHECK_PACK:-1}"
 self_probe="${GPU_CHECK_SELF_PROBE:-1}"
 limit="${GPU_CHECK_TIMEOUT:-300}"
 read -r -a extra_wl <<<"${WORKLOAD_ARGS:-}"
+read -r -a energy_args <<<"${ENERGY_ARGS:-}"
+read -r -a energy_compare_args <<<"${ENERGY_COMPARE_ARGS:-}"
+energy_interval_ms=200
 
 die() {
     echo "gpu-check: $*" >&2
@@ -123,6 +135,33 @@ run_mode() {
     [ -s "$dir/torch.json" ] && [ -s "$dir/profiler.json" ]
 }
 
+# energy_mode DIR: the energy workload under `profiler run`, then its comparison; appends the
+# table to OUT/table.md.tmp. 0 when every check passed.
+energy_mode() {
+    local dir="$1" rc missing=""
+    rm -f "$dir/profiler.json" "$dir/energy.json"
+    timeout -k 10 "$limit" "$profiler" run --no-http --format json \
+        --interval "${energy_interval_ms}ms" --carbon-intensity 400 \
+        --output "$dir/profiler.json" -- \
+        "$python" "$here/energy_check.py" workload --out "$dir" "${energy_args[@]}" \
+        >"$dir/run.log" 2>&1
+    echo "gpu-check[energy]: profiler exit $?"
+    grep -E "^profiler: (note|error)|^energy_check:" "$dir/run.log" | sed "s/^/gpu-check[energy]:   /"
+    if [ -s "$dir/profiler.json" ] && [ -s "$dir/energy.json" ]; then
+        "$python" "$here/energy_check.py" compare "$dir" --label energy \
+            --interval-ms "$energy_interval_ms" "${energy_compare_args[@]}"
+        rc=$?
+        [ -s "$dir/table.md" ] && cat "$dir/table.md" >>"$out/table.md.tmp"
+        return "$rc"
+    fi
+    [ -s "$dir/energy.json" ] || missing="energy.json"
+    [ -s "$dir/profiler.json" ] || missing="${missing:+$missing and }profiler.json"
+    echo "gpu-check[energy]: FAIL: the run wrote no $missing (see energy/run.log)"
+    printf '### GPU check: energy\n\nFAIL: the run wrote no %s (see energy/run.log).\n\n' \
+        "$missing" >>"$out/table.md.tmp"
+    return 1
+}
+
 status=0
 {
     echo "## GPU check $(date -u +%Y-%m-%d)"
@@ -136,6 +175,14 @@ for mode in $modes; do
     rm -rf "$dir"
     mkdir -p "$dir"
     echo "gpu-check[$mode]: running"
+    if [ "$mode" = energy ]; then
+        energy_mode "$dir" || status=1
+        echo >>"$out/table.md.tmp"
+        if [ "$pack" = 1 ]; then
+            tar -czf "$out/$mode.tar.gz" -C "$out" "$mode" && rm -rf "${dir:?}"
+        fi
+        continue
+    fi
     wargs=()
     if ! run_mode "$mode" "$dir"; then
         if [ ! -s "$dir/torch.json" ] && grep -qiE "captur|graph" "$dir/run.log" "$dir/workload.log" 2>/dev/null; then
