@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     cli::HardwareArgs,
-    counters::{CounterSampler, CountersSection},
+    counters::{CounterSampler, CountersSection, events::EventId},
     energy::{CpuEnergySection, CpuEnergyStats, EfficiencyInputs, EfficiencySection, RaplSampler},
     gpu::{GpuSampler, GpuSection, GpuStats},
 };
@@ -47,7 +47,12 @@ impl HardwareCapture {
         let gpu = if args.no_gpu {
             Err("GPU sampling off (--no-gpu)".to_string())
         } else {
-            GpuSampler::new().map(|s| (s, GpuStats::new()))
+            GpuSampler::new().map(|mut s| {
+                // A reading at attach, so the energy counter's delta covers the first interval.
+                let mut stats = GpuStats::new();
+                stats.push(&s.sample(pids));
+                (s, stats)
+            })
         };
         let cpu = RaplSampler::new().map(|mut s| {
             // The first sample sets each process's baseline.
@@ -98,13 +103,21 @@ impl HardwareCapture {
         }
     }
 
-    /// Samples every part for the interval that just ended; returns the live-view notes
-    /// (throttled GPUs).
-    pub fn sample(&mut self, pids: &[u32]) -> Vec<String> {
+    /// Samples every part for the interval that just ended; returns the live-view lines
+    /// (counters of each process whose threads ran, throttled GPUs).
+    pub fn sample(&mut self, pids: &[u32], interval_s: f64) -> Vec<String> {
         let mut live = Vec::new();
         self.follow_threads(pids);
         if let Some(c) = self.counters.as_mut() {
-            let _ = c.read();
+            for pc in c.read() {
+                if pc.interval.get(EventId::TaskClock).is_some_and(|ns| ns > 0) {
+                    live.push(format!(
+                        "pid {}: {}",
+                        pc.pid,
+                        crate::counters::live_line(&pc.interval, interval_s)
+                    ));
+                }
+            }
         }
         if let Ok((sampler, stats)) = self.gpu.as_mut() {
             let s = sampler.sample(pids);
@@ -119,7 +132,14 @@ impl HardwareCapture {
         live
     }
 
-    pub fn finish(self, duration_s: f64, workload: Workload) -> HardwareReport {
+    pub fn finish(mut self, pids: &[u32], duration_s: f64, workload: Workload) -> HardwareReport {
+        // A last reading, so energy covers the time after the last interval too.
+        if let Ok((sampler, stats)) = self.gpu.as_mut() {
+            stats.push(&sampler.sample(pids));
+        }
+        if let Ok((sampler, stats)) = self.cpu.as_mut() {
+            stats.push(&sampler.sample(pids));
+        }
         let counters = self.counters.map(|mut c| c.finish()).unwrap_or_default();
         let gpu = match self.gpu {
             Ok((sampler, stats)) => stats.finish(sampler.driver_version(), sampler.notes()),

@@ -231,9 +231,13 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         .as_ref()
         .and_then(|h| h.requests.server.as_ref());
     let hardware_report = hardware.finish(
+        &probes.watched(),
         duration_s,
         Workload {
-            requests: server.map(|s| s.requests),
+            // With HTTP analysis on, no server exchange means 0 requests, not "unknown".
+            requests: http_section
+                .as_ref()
+                .map(|_| server.map_or(0, |s| s.requests)),
             output_tokens: server.and_then(|s| s.streaming.as_ref().map(|st| st.output_tokens)),
             cuda_busy_s: cuda_section.as_ref().and_then(|c| {
                 let ms: Vec<f64> = c
@@ -406,7 +410,7 @@ async fn sample_until_end(
                     c.drain(probes);
                     c.take_interval()
                 });
-                let notes = hardware.sample(&probes.watched());
+                let notes = hardware.sample(&probes.watched(), opts.interval.as_secs_f64());
                 live.show(
                     tracker,
                     requests.as_ref(),
