@@ -187,6 +187,30 @@ class Compare(unittest.TestCase):
         self.assertIn("loop ≈ 85.0%", text)
         self.assertIn("loop ≈ 18.5%", text)
 
+    def test_the_timeline_decides_gpm_when_present(self):
+        r = report_doc()
+        # Samples every 0.2 s of an 18 s session; the loop runs from +5 s to +15 s.
+        points = []
+        for i in range(1, 90):
+            ts = i * 0.2
+            busy = 5.0 < ts <= 15.0
+            points.append({"t_s": ts, "gpu": 0, "sm_occupancy_pct": 18.0 if busy else 0.0,
+                           "tensor_activity_pct": 90.0 if busy else 0.0,
+                           "sm_activity_pct": 99.0 if busy else 0.0,
+                           "dram_bw_util_pct": 30.0 if busy else 0.0})
+        r["gpu"]["timeline"] = points
+        text, failures, _ = run(r, phases_doc())
+        self.assertEqual(failures, [], text)
+        self.assertEqual(status(text, "tensor activity (GPM)"), "PASS")
+        self.assertIn("loop 90.0%", text)
+        self.assertNotIn("Partial check", text)
+        # Busy while idle: the per-sample idle mean fails it.
+        for p in points:
+            if p["t_s"] < 4.0:
+                p["tensor_activity_pct"] = 50.0
+        text, failures, _ = run(r, phases_doc())
+        self.assertEqual(status(text, "tensor activity (GPM)"), "FAIL", text)
+
     def test_energy_counter_off_by_more_than_10_percent_fails(self):
         r = report_doc()
         e = r["gpu"]["gpus"][0]["energy"]

@@ -43,11 +43,52 @@ struct ProcAcc {
     sm: Series,
 }
 
+/// Most GPU readings kept for `GpuSection::timeline` (an hour of 1 s intervals on 2 GPUs);
+/// later ones are counted in `timeline_dropped`.
+pub const MAX_TIMELINE: usize = 7_200;
+
+/// One GPU at one sample, for the timeline: what is needed to tell busy from idle intervals
+/// (the per-interval view the session aggregates cannot give).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelinePoint {
+    /// Seconds since the GPU sampler started (at attach: `started_at_unix_s`).
+    pub t_s: f64,
+    pub gpu: u32,
+    pub utilization_pct: Option<u32>,
+    pub power_w: Option<f64>,
+    pub energy_mj: Option<u64>,
+    pub memory_used_bytes: Option<u64>,
+    pub sm_activity_pct: Option<f64>,
+    pub sm_occupancy_pct: Option<f64>,
+    pub tensor_activity_pct: Option<f64>,
+    pub dram_bw_util_pct: Option<f64>,
+}
+
+impl TimelinePoint {
+    fn of(t_s: f64, g: &GpuReading) -> Self {
+        let gpm = g.gpm.as_ref();
+        Self {
+            t_s,
+            gpu: g.index,
+            utilization_pct: g.utilization_gpu_pct,
+            power_w: g.power_w,
+            energy_mj: g.energy_mj,
+            memory_used_bytes: g.memory_used_bytes,
+            sm_activity_pct: gpm.and_then(|m| m.sm_activity_pct),
+            sm_occupancy_pct: gpm.and_then(|m| m.sm_occupancy_pct),
+            tensor_activity_pct: gpm.and_then(|m| m.tensor_activity_pct),
+            dram_bw_util_pct: gpm.and_then(|m| m.dram_bw_util_pct),
+        }
+    }
+}
+
 /// The session-long aggregate: `push` each sample, `finish` at the end.
 #[derive(Debug, Default)]
 pub struct GpuStats {
     gpus: BTreeMap<u32, GpuAcc>,
     procs: BTreeMap<(u32, u32), ProcAcc>,
+    timeline: Vec<TimelinePoint>,
+    timeline_dropped: u64,
     samples: u64,
     first_t: Option<f64>,
     last_t: f64,
@@ -69,6 +110,10 @@ pub struct GpuSection {
     /// `MAX_INTERVALS`).
     pub throttled_intervals: Vec<ThrottleInterval>,
     pub throttled_intervals_dropped: u64,
+    /// Every reading of every GPU in time order (at most `MAX_TIMELINE`), so busy and idle
+    /// intervals can be told apart.
+    pub timeline: Vec<TimelinePoint>,
+    pub timeline_dropped: u64,
     /// What the sampler could not do (GPU without GPM, skipped devices).
     pub notes: Vec<String>,
 }
@@ -155,6 +200,11 @@ impl GpuStats {
                 ..Default::default()
             });
             acc.add(s.t_s, g);
+            if self.timeline.len() < MAX_TIMELINE {
+                self.timeline.push(TimelinePoint::of(s.t_s, g));
+            } else {
+                self.timeline_dropped += 1;
+            }
             for p in &g.processes {
                 let pa = self.procs.entry((p.pid, g.index)).or_default();
                 pa.mem_peak = pa.mem_peak.max(p.memory_used_bytes);
@@ -192,6 +242,8 @@ impl GpuStats {
                 .collect(),
             throttled_intervals: intervals,
             throttled_intervals_dropped: dropped,
+            timeline: self.timeline,
+            timeline_dropped: self.timeline_dropped,
             notes,
         }
     }
@@ -293,6 +345,8 @@ impl GpuSection {
             processes: Vec::new(),
             throttled_intervals: Vec::new(),
             throttled_intervals_dropped: 0,
+            timeline: Vec::new(),
+            timeline_dropped: 0,
             notes: Vec::new(),
         }
     }

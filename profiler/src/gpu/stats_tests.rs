@@ -225,3 +225,39 @@ fn unavailable_section_says_why() {
     let v = serde_json::to_value(&sec).unwrap();
     assert_eq!(v["available"], false);
 }
+
+#[test]
+fn the_timeline_keeps_each_reading_with_its_gpm_values() {
+    let mut stats = GpuStats::new();
+    let mut busy = reading(650.0, 2_000, 99);
+    busy.gpm = Some(GpmReading {
+        sm_activity_pct: Some(96.0),
+        sm_occupancy_pct: Some(14.0),
+        tensor_activity_pct: Some(93.0),
+        dram_bw_util_pct: Some(24.0),
+    });
+    stats.push(&sample(0.0, reading(70.0, 1_000, 0)));
+    stats.push(&sample(1.0, busy));
+    let section = stats.finish(None, Vec::new());
+    assert_eq!(section.timeline.len(), 2);
+    assert_eq!(section.timeline_dropped, 0);
+    let (idle, loaded) = (&section.timeline[0], &section.timeline[1]);
+    assert_eq!((idle.t_s, idle.utilization_pct), (0.0, Some(0)));
+    assert_eq!(idle.sm_occupancy_pct, None);
+    assert_eq!(loaded.t_s, 1.0);
+    assert_eq!(loaded.power_w, Some(650.0));
+    assert_eq!(loaded.energy_mj, Some(2_000));
+    assert_eq!(loaded.tensor_activity_pct, Some(93.0));
+    assert_eq!(loaded.sm_occupancy_pct, Some(14.0));
+}
+
+#[test]
+fn the_timeline_is_bounded() {
+    let mut stats = GpuStats::new();
+    for i in 0..MAX_TIMELINE + 5 {
+        stats.push(&sample(i as f64, reading(70.0, i as u64, 0)));
+    }
+    let section = stats.finish(None, Vec::new());
+    assert_eq!(section.timeline.len(), MAX_TIMELINE);
+    assert_eq!(section.timeline_dropped, 5);
+}
