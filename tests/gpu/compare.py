@@ -27,6 +27,8 @@ import os
 import re
 import sys
 
+import check_output  # a sibling module: tests/gpu is on sys.path when run or tested
+
 MIB = 1024 * 1024
 
 
@@ -429,17 +431,9 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         print(f"compare: cannot read inputs: {e}", file=sys.stderr)
         return 2
-    text, failures, warnings = compare(prof, torch, a.tolerance, a.top, a.label)
-    print(text)
-    try:
-        with open(a.table or os.path.join(a.out, "table.md"), "w") as f:
-            f.write(text)
-    except OSError as e:
-        print(f"compare: cannot write the table: {e}", file=sys.stderr)
-    if failures:
-        print("compare: FAIL\n  " + "\n  ".join(failures), file=sys.stderr)
-        return 1
-    return 0
+    text, failures, _ = compare(prof, torch, a.tolerance, a.top, a.label)
+    return check_output.emit("compare", text, failures,
+                             a.table or os.path.join(a.out, "table.md"))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ import sys
 import threading
 import time
 
+import check_output  # a sibling module: tests/gpu is on sys.path when run or tested
+
 SCHEMA = "gpu-check.energy/v1"
 MIB = 1024 * 1024
 SMI_QUERY = ["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
@@ -665,16 +667,8 @@ def compare_main(argv):
         return 2
     th = {k: getattr(a, k) for k in DEFAULTS}
     text, failures, _ = compare(report, phases, th, a.label, a.interval_ms)
-    print(text)
-    try:
-        with open(a.table or os.path.join(a.out, "table.md"), "w") as f:
-            f.write(text)
-    except OSError as e:
-        print(f"energy_check: cannot write the table: {e}", file=sys.stderr)
-    if failures:
-        print("energy_check: FAIL\n  " + "\n  ".join(failures), file=sys.stderr)
-        return 1
-    return 0
+    return check_output.emit("energy_check", text, failures,
+                             a.table or os.path.join(a.out, "table.md"))
 
 
 def main(argv=None):
