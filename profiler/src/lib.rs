@@ -14,6 +14,7 @@ pub mod gpu;
 pub mod hardware;
 pub mod http;
 pub mod live;
+pub mod observe;
 pub mod preflight;
 pub mod probes;
 pub mod procstat;

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::{
     http::{CloseKind, Connection, Direction, Limits, RequestRecord, Role, Segment},
+    observe::RequestObserver,
     requests::{Dist, EventLine, RequestStats, dist, is_error, new_hist, record_ns, write_event},
 };
 
@@ -206,6 +207,7 @@ pub struct SocketAnalyzer {
     limits: Limits,
     pub stats: RequestStats,
     event_log: Option<Box<dyn Write>>,
+    observers: Vec<Box<dyn RequestObserver>>,
     /// Add to a CLOCK_MONOTONIC timestamp to get Unix time (ns).
     mono_to_unix_ns: i128,
     counters: SocketCounters,
@@ -229,6 +231,7 @@ impl SocketAnalyzer {
             limits: Limits::default(),
             stats,
             event_log,
+            observers: Vec::new(),
             mono_to_unix_ns,
             counters: SocketCounters::default(),
             records: Vec::new(),
@@ -236,6 +239,11 @@ impl SocketAnalyzer {
             lifetimes: ConnLifetimes::default(),
             debug: std::env::var_os("PROFILER_DEBUG_SOCKETS").is_some_and(|v| v != "0"),
         }
+    }
+
+    /// Adds an observer that sees every finished exchange from now on.
+    pub fn observe(&mut self, observer: Box<dyn RequestObserver>) {
+        self.observers.push(observer);
     }
 
     /// Feeds one raw ring-buffer record; `addrs` finds a connection's addresses by its kernel
@@ -440,6 +448,9 @@ impl SocketAnalyzer {
     fn flush_records_to(&mut self, pid: u32, endpoint: Option<Endpoint>) {
         for rec in self.records.drain(..) {
             self.stats.record(pid, &rec);
+            for o in &mut self.observers {
+                o.on_request(pid, &rec);
+            }
             let client = rec.role == Role::Client;
             let addr = endpoint.map(|e| e.addr(rec.role));
             let key = if self.endpoints.len() < MAX_ENDPOINTS

@@ -22,6 +22,7 @@ use crate::cuda::report::{
 };
 use crate::cuda::symbols::{ApiClass, api_class, api_name};
 use crate::cuda::trace::CudaTrace;
+use crate::observe::CudaObserver;
 
 pub use crate::cuda::report::live_line;
 
@@ -62,6 +63,7 @@ struct Interval {
 pub struct CudaAnalyzer {
     top_kernels: usize,
     trace: Option<CudaTrace>,
+    observers: Vec<Box<dyn CudaObserver>>,
     names: Names,
     /// Indexed by API id.
     apis: Vec<ApiAgg>,
@@ -99,6 +101,7 @@ impl CudaAnalyzer {
         Self {
             top_kernels,
             trace,
+            observers: Vec::new(),
             names: Names::default(),
             apis: (0..api::COUNT).map(|_| ApiAgg::default()).collect(),
             kernels: FxHashMap::default(),
@@ -116,6 +119,11 @@ impl CudaAnalyzer {
             malformed: 0,
             interval: Interval::default(),
         }
+    }
+
+    /// Adds an observer that sees every decoded call from now on.
+    pub fn observe(&mut self, observer: Box<dyn CudaObserver>) {
+        self.observers.push(observer);
     }
 
     /// One `CUDA_NAMES` record (drained before the events, so names precede their launches).
@@ -166,8 +174,12 @@ impl CudaAnalyzer {
             ApiClass::Sync => self.on_sync(&ev, host_ns, failed),
             _ => {}
         }
+        let kernel = kernel.map(|id| self.names.get(id).display.as_str());
         if let Some(t) = &mut self.trace {
-            t.record(&ev, kernel.map(|id| self.names.get(id).display.as_str()));
+            t.record(&ev, kernel);
+        }
+        for o in &mut self.observers {
+            o.on_cuda_call(&ev, kernel);
         }
     }
 

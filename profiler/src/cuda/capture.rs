@@ -92,6 +92,10 @@ impl CudaCapture {
         });
     }
 
+    pub fn observe(&mut self, observer: Box<dyn crate::observe::CudaObserver>) {
+        self.analyzer.observe(observer);
+    }
+
     pub fn take_interval(&mut self) -> CudaInterval {
         self.analyzer.take_interval()
     }
