@@ -15,7 +15,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   setup   install what building and testing need (apt packages, nightly rust-src, bpf-linker
-          built against the nightly's LLVM, bpftool); quick when everything is present
+          built against the nightly's LLVM, bpftool, prometheus/promtool); quick when everything
+          is present
   demo    build, start the built-in demo workload, attach the profiler for 10 s, print the report
   test    fmt check, clippy -D warnings, unit tests, privileged end-to-end tests (as root)
   fuzz [SECONDS]  fuzz the HTTP/SSE analyzer (cargo-fuzz, nightly; default 60 s)

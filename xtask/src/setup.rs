@@ -29,9 +29,10 @@ pub fn run() -> Result<()> {
     let llvm = nightly_llvm_major()?;
     ensure_rust_src()?;
     ensure_packages(llvm)?;
+    ensure_prometheus()?;
     ensure_bpf_linker(llvm)?;
     println!(
-        "xtask setup: ready (nightly LLVM {llvm}, bpf-linker, bpftool) in {:.1} s",
+        "xtask setup: ready (nightly LLVM {llvm}, bpf-linker, bpftool, promtool) in {:.1} s",
         start.elapsed().as_secs_f64()
     );
     Ok(())
@@ -104,6 +105,75 @@ fn ensure_packages(llvm: u32) -> Result<()> {
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
+}
+
+/// Debian's `prometheus` package: `promtool` checks and unit-tests the shipped alert rules
+/// (tests/tests/deploy.rs) and `prometheus` is a real server for scrape tests, which start it
+/// themselves with their own `--web.listen-address` and `--storage.tsdb.path`. Skipped when
+/// both are on PATH. The package's service must not start (it would hold port 9090): a
+/// `policy-rc.d` that forbids starting services is put in place for the install (Debian
+/// container images already have one), and a service that started anyway is stopped and
+/// disabled.
+fn ensure_prometheus() -> Result<()> {
+    if on_path("promtool") && on_path("prometheus") {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "promtool is missing; install Debian's prometheus package with: \
+             sudo apt-get install -y --no-install-recommends prometheus"
+        );
+    }
+    println!("xtask setup: installing prometheus (promtool, for the alert-rule tests)");
+    let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
+    let our_policy = !policy.exists();
+    if our_policy {
+        std::fs::write(
+            policy,
+            "#!/bin/sh\n# xtask setup: no service starts during the install\nexit 101\n",
+        )
+        .context("writing /usr/sbin/policy-rc.d")?;
+        std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .context("making /usr/sbin/policy-rc.d executable")?;
+    }
+    let installed = shell::run(Command::new("apt-get").args(["update", "-qq"])).and_then(|()| {
+        shell::run(
+            Command::new("apt-get")
+                .args([
+                    "install",
+                    "-y",
+                    "-qq",
+                    "--no-install-recommends",
+                    "prometheus",
+                ])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    });
+    if our_policy {
+        std::fs::remove_file(policy).context("removing /usr/sbin/policy-rc.d")?;
+    }
+    installed?;
+    // Where systemd runs and enabled the unit anyway, stop it and keep it from starting at
+    // boot; without systemd (containers) these fail harmlessly.
+    for args in [["stop", "prometheus"], ["disable", "prometheus"]] {
+        let _ = Command::new("systemctl")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    if !on_path("promtool") {
+        bail!("the prometheus package is installed but promtool is not on PATH");
+    }
+    Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The LLVM major bpf-linker was built against, from the libLLVM it links.
