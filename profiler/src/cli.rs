@@ -45,6 +45,16 @@ pub enum Command {
     Run(RunArgs),
     /// Report, one line per capability, what this machine supports and what a missing one costs.
     Check,
+    /// List the Prometheus metrics the profiler exports (name, type, labels, meaning).
+    Metrics(MetricsListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsListArgs {
+    /// Print only the series names PromQL can query, one per line (histograms as NAME_bucket,
+    /// NAME_sum, NAME_count).
+    #[arg(long)]
+    pub names: bool,
 }
 
 #[derive(Debug, Args)]
@@ -85,11 +95,41 @@ pub struct OutputArgs {
     #[arg(long, short)]
     pub quiet: bool,
     #[command(flatten)]
+    pub timeline: TimelineArgs,
+    #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
     pub cuda: CudaArgs,
     #[command(flatten)]
     pub hardware: HardwareArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Prometheus export while attached.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Prometheus (/metrics while attached)")]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz) while attached. A bare
+    /// port listens on loopback only (9464 = 127.0.0.1:9464); give HOST:PORT (0.0.0.0:9464)
+    /// to be scraped from elsewhere. Off by default.
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Kernel names with their own series per process; later ones count as kernel="other".
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub metrics_max_kernels: usize,
+    /// Processes with their own series; later ones are summed under pid="other".
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub metrics_max_processes: usize,
+}
+
+impl MetricsArgs {
+    pub fn caps(&self) -> crate::metrics::state::Caps {
+        crate::metrics::state::Caps {
+            processes: self.metrics_max_processes.max(1),
+            kernels: self.metrics_max_kernels,
+        }
+    }
 }
 
 /// CPU counters, GPU telemetry and energy.
@@ -141,6 +181,23 @@ pub struct CudaArgs {
     /// Benchmarks only: attach empty programs in place of the CUDA probes.
     #[arg(long, hide = true)]
     pub cuda_empty_probes: bool,
+}
+
+/// A timeline of the session for ui.perfetto.dev / chrome://tracing (docs/timeline.md).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Timeline (Perfetto / Chrome trace-event JSON)")]
+pub struct TimelineArgs {
+    /// Write a timeline to FILE (trace-event JSON; open it in ui.perfetto.dev or
+    /// chrome://tracing): per thread its on-CPU slices and CUDA calls, per process its HTTP
+    /// requests. Adds a context-switch probe for the session (≈ 0.1–0.3 µs per switch of a
+    /// watched thread).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Stop adding events to --trace after this many; the file stays valid and stderr says
+    /// how many were left out.
+    #[arg(long, value_name = "EVENTS", default_value_t = 1_000_000, requires = "trace",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub trace_limit: u64,
 }
 
 /// Requests inferred from the target's socket syscalls (HTTP/1.1, SSE streaming).

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use crate::{
     cli::HardwareArgs,
-    counters::{CounterSampler, CountersSection, events::EventId},
+    counters::{CounterSampler, CountersSection, arith::CounterTotals, events::EventId},
     energy::{CpuEnergySection, CpuEnergyStats, EfficiencyInputs, EfficiencySection, RaplSampler},
-    gpu::{GpuSampler, GpuSection, GpuStats},
+    gpu::{GpuSampler, GpuSection, GpuStats, sample::GpuSample},
 };
 
 pub struct HardwareCapture {
@@ -19,6 +19,10 @@ pub struct HardwareCapture {
     gpu: Result<(GpuSampler, GpuStats), String>,
     cpu: Result<(RaplSampler, CpuEnergyStats), String>,
     carbon_intensity: Option<f64>,
+    /// The latest GPU reading and each GPU's energy counter (mJ) at the first one, for the
+    /// exporter.
+    last_gpu: Option<GpuSample>,
+    gpu_energy_base_mj: BTreeMap<u32, u64>,
 }
 
 /// What the report shows of it.
@@ -50,8 +54,9 @@ impl HardwareCapture {
             GpuSampler::new().map(|mut s| {
                 // A reading at attach, so the energy counter's delta covers the first interval.
                 let mut stats = GpuStats::new();
-                stats.push(&s.sample(pids));
-                (s, stats)
+                let first = s.sample(pids);
+                stats.push(&first);
+                (s, stats, first)
             })
         };
         let cpu = RaplSampler::new().map(|mut s| {
@@ -59,12 +64,23 @@ impl HardwareCapture {
             let _ = s.sample(pids);
             (s, CpuEnergyStats::new())
         });
+        let (gpu, last_gpu) = match gpu {
+            Ok((s, stats, first)) => (Ok((s, stats)), Some(first)),
+            Err(e) => (Err(e), None),
+        };
+        let gpu_energy_base_mj = last_gpu
+            .iter()
+            .flat_map(|s| &s.gpus)
+            .filter_map(|g| Some((g.index, g.energy_mj?)))
+            .collect();
         Self {
             counters,
             counted: pids.iter().copied().collect(),
             gpu,
             cpu,
             carbon_intensity: args.carbon_intensity,
+            last_gpu,
+            gpu_energy_base_mj,
         }
     }
 
@@ -125,11 +141,40 @@ impl HardwareCapture {
                 live.push(format!("gpu{gpu} throttled: {}", reasons.join(", ")));
             }
             stats.push(&s);
+            self.last_gpu = Some(s);
         }
         if let Ok((sampler, stats)) = self.cpu.as_mut() {
             stats.push(&sampler.sample(pids));
         }
         live
+    }
+
+    /// perf counter totals of `pid` so far.
+    pub fn counter_totals(&self, pid: u32) -> Option<&CounterTotals> {
+        self.counters.as_ref()?.counters(pid).map(|c| &c.total)
+    }
+
+    /// The latest GPU reading.
+    pub fn last_gpu(&self) -> Option<&GpuSample> {
+        self.last_gpu.as_ref()
+    }
+
+    /// Energy of GPU `index` since the first reading (joules), from the NVML energy counter.
+    pub fn gpu_energy_since_start_j(&self, index: u32) -> Option<f64> {
+        let base = *self.gpu_energy_base_mj.get(&index)?;
+        let now = self
+            .last_gpu
+            .as_ref()?
+            .gpus
+            .iter()
+            .find(|g| g.index == index)?
+            .energy_mj?;
+        Some(now.saturating_sub(base) as f64 / 1e3)
+    }
+
+    /// CPU energy so far, when RAPL is readable.
+    pub fn cpu_energy(&self) -> Option<&CpuEnergyStats> {
+        self.cpu.as_ref().ok().map(|(_, stats)| stats)
     }
 
     pub fn finish(mut self, pids: &[u32], duration_s: f64, workload: Workload) -> HardwareReport {

@@ -21,6 +21,10 @@ fn main() -> ExitCode {
             session::run(Target::Command(r.command), r.output).map(|()| ExitCode::SUCCESS)
         }
         Command::Check => Ok(run_check()),
+        Command::Metrics(m) => {
+            print!("{}", profiler::metrics::catalogue::listing(m.names));
+            Ok(ExitCode::SUCCESS)
+        }
     };
     result.unwrap_or_else(|e| {
         let message = format!("{e:#}").replace('\n', " ");

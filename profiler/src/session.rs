@@ -18,6 +18,11 @@ use crate::{
     cuda::capture::{CudaCapture, announce_library},
     hardware::{HardwareCapture, Workload},
     live::LiveView,
+    metrics::{
+        Exporter,
+        feed::{self, FeedInputs},
+        state::ProbeRow,
+    },
     preflight,
     probes::{Probes, SCHED_PROBES, SOCK_LENGTH_PROBES, SOCK_PROBES, SOCK_STATE_PROBES},
     procstat,
@@ -25,7 +30,9 @@ use crate::{
     requests::{RequestStats, SlaTargets},
     sched::{initial_stats, monotonic_ns},
     sockets::SocketAnalyzer,
-    targets, tracefs,
+    targets,
+    timeline::Timeline,
+    tracefs,
     tracker::Tracker,
     usage,
 };
@@ -114,6 +121,8 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     preflight::raise_fd_limit();
     let output = open_output(opts.output.as_deref())?;
     let event_log = open_event_log(&opts.http)?;
+    // Bound before anything is attached, so a taken port fails fast.
+    let exporter = start_exporter(&opts)?;
 
     let (roots, gated) = match &target {
         Target::Pids(pids) => {
@@ -180,6 +189,22 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             mono_to_unix_ns,
         )?)
     };
+    if let Some(m) = &exporter {
+        m.sync_processes(&tracker);
+        if let Some(h) = http.as_mut() {
+            h.analyzer.observe(m.request_observer());
+        }
+        if let Some(c) = cuda.as_mut() {
+            c.observe(m.cuda_observer());
+        }
+    }
+    let mut timeline = Timeline::start(
+        &mut probes,
+        &opts.timeline,
+        http.as_mut().map(|h| &mut h.analyzer),
+        cuda.as_mut(),
+        mono_to_unix_ns,
+    )?;
     let hardware_pids: Vec<u32> = tracker.procs.keys().copied().collect();
     let mut hardware = HardwareCapture::start(&hardware_pids, &opts.hardware);
     let started = Instant::now();
@@ -208,6 +233,8 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             http: &mut http,
             cuda: &mut cuda,
             hardware: &mut hardware,
+            timeline: &mut timeline,
+            metrics: exporter.as_ref(),
         },
         &mut child,
         &mut live,
@@ -227,6 +254,9 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     let cuda_section = cuda
         .as_mut()
         .map(|c| c.finish(&mut probes, duration_s, &comm_of));
+    if let Some(t) = timeline {
+        t.finish(&mut probes, &comm_of, opts.quiet);
+    }
     let server = http_section
         .as_ref()
         .and_then(|h| h.requests.server.as_ref());
@@ -362,6 +392,8 @@ struct Captures<'a> {
     http: &'a mut Option<HttpCapture>,
     cuda: &'a mut Option<CudaCapture>,
     hardware: &'a mut HardwareCapture,
+    timeline: &'a mut Option<Timeline>,
+    metrics: Option<&'a Exporter>,
 }
 
 async fn sample_until_end(
@@ -377,6 +409,8 @@ async fn sample_until_end(
         http,
         cuda,
         hardware,
+        metrics,
+        timeline,
     } = captures;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -411,6 +445,9 @@ async fn sample_until_end(
                     c.take_interval()
                 });
                 let notes = hardware.sample(&probes.watched(), opts.interval.as_secs_f64());
+                if let Some(m) = metrics {
+                    export(m, probes, tracker, http.as_ref(), hardware);
+                }
                 live.show(
                     tracker,
                     requests.as_ref(),
@@ -419,7 +456,10 @@ async fn sample_until_end(
                     started.elapsed().as_secs_f64(),
                 );
             }
-            _ = sock_drain.tick(), if http.is_some() || cuda.is_some() => {
+            _ = sock_drain.tick(), if http.is_some() || cuda.is_some() || timeline.is_some() => {
+                if let Some(t) = timeline.as_mut() {
+                    t.drain(probes);
+                }
                 if let Some(h) = http.as_mut() {
                     drain(probes, h);
                 }
@@ -441,6 +481,71 @@ async fn sample_until_end(
             }
         }
     }
+}
+
+/// Starts the `/metrics` endpoint when `--listen` asks for it.
+fn start_exporter(opts: &OutputArgs) -> Result<Option<Exporter>> {
+    let Some(addr) = opts.metrics.listen else {
+        return Ok(None);
+    };
+    let node = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty());
+    let (exporter, server) = Exporter::start(addr, opts.metrics.caps(), node)?;
+    eprintln!(
+        "profiler: serving Prometheus metrics on http://{}/metrics",
+        server.addr
+    );
+    Ok(Some(exporter))
+}
+
+/// Hands this interval's figures to the exporter.
+fn export(
+    exporter: &Exporter,
+    probes: &Probes,
+    tracker: &Tracker,
+    http: Option<&HttpCapture>,
+    hardware: &HardwareCapture,
+) {
+    exporter.sync_processes(tracker);
+    let active = http.map(|h| h.analyzer.server_in_flight_by_pid());
+    feed::refresh(
+        exporter,
+        FeedInputs {
+            tracker,
+            hardware,
+            active_requests: active.as_ref(),
+            probes: probe_rows(probes, http.is_some()),
+        },
+    );
+}
+
+/// Self-observability rows: events lost per ring, run time per eBPF program.
+fn probe_rows(probes: &Probes, http: bool) -> Vec<ProbeRow> {
+    let mut rows = Vec::new();
+    if http {
+        rows.push(ProbeRow {
+            probe: "sock".into(),
+            events_lost: Some(probes.sock_events_lost()),
+            ..ProbeRow::default()
+        });
+    }
+    rows.push(ProbeRow {
+        probe: "cuda".into(),
+        events_lost: Some(probes.cuda_events_lost()),
+        ..ProbeRow::default()
+    });
+    let stats_on = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+        .is_ok_and(|v| v.trim() == "1");
+    if stats_on {
+        for (name, run_ns, runs) in probes.program_stats() {
+            rows.push(ProbeRow {
+                probe: name,
+                events_lost: None,
+                run_ns: Some(run_ns),
+                runs: Some(runs),
+            });
+        }
+    }
+    rows
 }
 
 /// Whether every process the user named is gone. `run`'s command is our child: reap it.

@@ -486,6 +486,17 @@ impl SocketAnalyzer {
         (server, client)
     }
 
+    /// In-flight server requests per process.
+    pub fn server_in_flight_by_pid(&self) -> BTreeMap<u32, u64> {
+        let mut by_pid = BTreeMap::new();
+        for (id, e) in &self.conns {
+            if e.conn.role() != Some(Role::Client) {
+                *by_pid.entry(id.pid()).or_insert(0) += e.conn.in_flight() as u64;
+            }
+        }
+        by_pid
+    }
+
     /// Publishes the in-flight gauges to the statistics.
     pub fn update_gauges(&mut self) {
         let (server, client) = self.in_flight();

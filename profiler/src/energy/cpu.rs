@@ -100,6 +100,19 @@ impl CpuEnergyStats {
         Self::default()
     }
 
+    /// Joules so far per domain name (for the exporter).
+    pub fn domain_joules(&self) -> Vec<(String, f64)> {
+        self.domains
+            .iter()
+            .map(|((_, name), &(j, _))| (name.clone(), j))
+            .collect()
+    }
+
+    /// Joules attributed so far to `pid` (estimate), when RAPL is readable.
+    pub fn process_joules(&self, pid: u32) -> Option<f64> {
+        self.procs.get(&pid).map(|p| p.joules)
+    }
+
     pub fn push(&mut self, iv: &CpuEnergyInterval) {
         self.duration_s += iv.dt_s;
         self.ticks_per_s = iv.ticks_per_s;
