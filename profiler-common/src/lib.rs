@@ -100,7 +100,28 @@ pub mod counter {
     /// Timed CUDA calls whose entry record was replaced before their return (a nested timed
     /// call on the same thread, or `MAX_ACTIVE_CALLS` reached).
     pub const CUDA_CALLS_UNFINISHED: u32 = 6;
-    pub const LEN: u32 = 7;
+    /// Context-switch records (`--trace`) dropped because `SWITCH_EVENTS` was full.
+    pub const SWITCH_EVENTS_LOST: u32 = 7;
+    pub const LEN: u32 = 8;
+}
+
+/// One context switch in which a thread of a watched process went off or on a CPU, in the
+/// `SWITCH_EVENTS` ring buffer. Only produced while a timeline is recorded (`--trace`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwitchEvent {
+    /// CLOCK_MONOTONIC ns of the switch.
+    pub ts_ns: u64,
+    /// The outgoing thread's `prev_state` (0 or `TASK_REPORT_MAX` = preempted, else blocked).
+    pub prev_state: i64,
+    pub cpu: u32,
+    pub prev_tid: u32,
+    /// The outgoing thread's process when it is watched, else 0.
+    pub prev_tgid: u32,
+    pub next_tid: u32,
+    /// The incoming thread's process when it is watched, else 0.
+    pub next_tgid: u32,
+    pub _pad: u32,
 }
 
 /// Largest number of leading payload bytes captured per socket syscall (`--capture-bytes` upper

@@ -5,13 +5,20 @@
 //! switch-in → running. Each transition closes the previous interval into a counter.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::tracepoint,
+    bindings::BPF_RB_NO_WAKEUP,
+    helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    macros::{map, tracepoint},
+    maps::RingBuf,
     programs::TracePointContext,
 };
-use profiler_common::{COMM_LEN, RUNQ_BUCKETS, ThreadStats};
+use profiler_common::{COMM_LEN, RUNQ_BUCKETS, SwitchEvent, ThreadStats, counter};
 
-use crate::maps::{THREAD_STATS, is_watched, offsets, register_thread};
+use crate::maps::{THREAD_STATS, bump, is_watched, offsets, register_thread};
+
+/// Context switches of watched threads for the timeline (`--trace`), one `SwitchEvent` each.
+/// Sized by userspace at load; only `sched_switch_trace` writes it.
+#[map]
+pub static SWITCH_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 21, 0);
 
 /// `prev_state` value the kernel reports for a preempted task (`TASK_REPORT_MAX`).
 const TASK_REPORT_MAX: i64 = 0x100;
@@ -19,6 +26,15 @@ const TASK_REPORT_MAX: i64 = 0x100;
 #[tracepoint]
 pub fn sched_switch(ctx: TracePointContext) -> u32 {
     let _ = try_sched_switch(&ctx);
+    0
+}
+
+/// The timeline's view of `sched_switch`: a record per switch in which a watched thread leaves
+/// or takes a CPU. A separate program, attached only with `--trace`, so a session without a
+/// timeline pays nothing for it.
+#[tracepoint]
+pub fn sched_switch_trace(ctx: TracePointContext) -> u32 {
+    let _ = try_switch_trace(&ctx);
     0
 }
 
@@ -119,6 +135,51 @@ fn switch_in(tid: u32, now: u64) {
         s.blocked_since_ns = 0;
     }
     s.on_cpu_since_ns = now;
+}
+
+fn try_switch_trace(ctx: &TracePointContext) -> Result<(), i32> {
+    let off = offsets();
+    // SAFETY: offsets come from this kernel's tracefs format file for sched_switch.
+    let prev_tid = unsafe { ctx.read_at::<i32>(off.switch_prev_pid as usize)? } as u32;
+    // SAFETY: as above.
+    let next_tid = unsafe { ctx.read_at::<i32>(off.switch_next_pid as usize)? } as u32;
+    // `current` is still the outgoing task: its process is at hand. The incoming one's is known
+    // only through the thread map (threads are registered at creation and seeded at attach).
+    let current_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let prev_tgid = if prev_tid != 0 && is_watched(current_tgid) {
+        current_tgid
+    } else {
+        0
+    };
+    let next_tgid = match THREAD_STATS.get_ptr(next_tid) {
+        // SAFETY: the pointer comes from a map lookup and is valid for the program's run.
+        Some(stats) if next_tid != 0 => unsafe { (*stats).tgid },
+        _ => 0,
+    };
+    if prev_tgid == 0 && next_tgid == 0 {
+        return Ok(());
+    }
+    // SAFETY: offset from the format file; a long in every kernel we support.
+    let prev_state = unsafe { ctx.read_at::<i64>(off.switch_prev_state as usize)? };
+    let event = SwitchEvent {
+        ts_ns: monotonic_ns(),
+        prev_state,
+        // SAFETY: no preconditions.
+        cpu: unsafe { bpf_get_smp_processor_id() },
+        prev_tid,
+        prev_tgid,
+        next_tid,
+        next_tgid,
+        _pad: 0,
+    };
+    match SWITCH_EVENTS.reserve::<SwitchEvent>(0) {
+        Some(mut slot) => {
+            slot.write(event);
+            slot.submit(BPF_RB_NO_WAKEUP as u64);
+        }
+        None => bump(counter::SWITCH_EVENTS_LOST),
+    }
+    Ok(())
 }
 
 fn try_wakeup(ctx: &TracePointContext) -> Result<(), i32> {

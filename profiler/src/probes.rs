@@ -86,6 +86,16 @@ pub const SCHED_PROBES: &[ProbeSpec] = &[
     },
 ];
 
+/// The timeline's context-switch stream (`--trace` only; `sched_switch` keeps the totals).
+pub const SCHED_TRACE_PROBES: &[ProbeSpec] = &[ProbeSpec {
+    program: "sched_switch_trace",
+    category: "sched",
+    tracepoint: "sched_switch",
+    feature: "timeline",
+    required: false,
+    if_missing: "no on-CPU slices in the timeline (requests and CUDA calls are still written)",
+}];
+
 const SOCK_IO_MISSING: &str = "no HTTP request metrics";
 
 /// Socket syscalls for HTTP analysis. One program may serve several tracepoints (same argument
@@ -258,6 +268,7 @@ pub struct Probes {
     sock_events: Option<RingBuf<MapData>>,
     cuda_events: RingBuf<MapData>,
     cuda_names: RingBuf<MapData>,
+    switch_events: RingBuf<MapData>,
     /// Tracepoint and uprobe links; dropping one detaches it.
     links: Vec<Box<dyn Send>>,
     pub status: Vec<ProbeStatus>,
@@ -291,6 +302,10 @@ pub const SOCK_RING_BYTES: u32 = 8 << 20;
 /// i.e. headroom for ~4M calls/s.
 pub const CUDA_RING_BYTES: u32 = 4 << 20;
 
+/// Size of the context-switch ring buffer (`--trace`): 40-byte records, ~40k between two drains
+/// (every 10 ms), i.e. headroom for ~4M switches/s of watched threads.
+pub const SWITCH_RING_BYTES: u32 = 2 << 20;
+
 impl Probes {
     /// Loads the object with this kernel's tracepoint offsets. Nothing is attached yet, so the
     /// caller can seed the maps first.
@@ -300,6 +315,7 @@ impl Probes {
             .override_global("NET_CONFIG", net, true)
             .map_max_entries("SOCK_EVENTS", SOCK_RING_BYTES)
             .map_max_entries("CUDA_EVENTS", CUDA_RING_BYTES)
+            .map_max_entries("SWITCH_EVENTS", SWITCH_RING_BYTES)
             .load(PROBES_OBJECT)
             .context("loading the eBPF object")?;
         let mut take = |name: &str| {
@@ -314,6 +330,7 @@ impl Probes {
         let sock_events = Some(RingBuf::try_from(take("SOCK_EVENTS")?)?);
         let cuda_events = RingBuf::try_from(take("CUDA_EVENTS")?)?;
         let cuda_names = RingBuf::try_from(take("CUDA_NAMES")?)?;
+        let switch_events = RingBuf::try_from(take("SWITCH_EVENTS")?)?;
         Ok(Self {
             ebpf,
             watched,
@@ -324,6 +341,7 @@ impl Probes {
             sock_events,
             cuda_events,
             cuda_names,
+            switch_events,
             links: Vec::new(),
             status: Vec::new(),
         })
@@ -407,6 +425,17 @@ impl Probes {
         }
     }
 
+    /// Hands every queued context-switch record (`SwitchEvent` bytes) to `f`.
+    pub fn drain_switch_events(&mut self, mut f: impl FnMut(&[u8])) {
+        while let Some(item) = self.switch_events.next() {
+            f(&item);
+        }
+    }
+
+    pub fn switch_events_lost(&self) -> u64 {
+        self.counter(counter::SWITCH_EVENTS_LOST)
+    }
+
     pub fn cuda_events_lost(&self) -> u64 {
         self.counter(counter::CUDA_EVENTS_LOST)
     }
@@ -452,6 +481,19 @@ impl Probes {
                 let fd = program.fd().ok()?;
                 let misses = prog_recursion_misses(fd.as_fd())?;
                 (misses > 0).then(|| (name.to_string(), misses))
+            })
+            .collect()
+    }
+
+    /// Per loaded program: (name, run time ns, runs), counted by the kernel while
+    /// `kernel.bpf_stats_enabled` is 1 (zeros otherwise).
+    pub fn program_stats(&self) -> Vec<(String, u64, u64)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let fd = program.fd().ok()?;
+                let info = prog_info(fd.as_fd())?;
+                Some((name.to_string(), info.run_time_ns, info.run_cnt))
             })
             .collect()
     }
@@ -539,9 +581,13 @@ fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<TracePointLink
     program.take_link(id).map_err(describe_program_error)
 }
 
-/// `recursion_misses` of a loaded program, from `BPF_OBJ_GET_INFO_BY_FD` (aya does not expose
-/// this field).
+/// `recursion_misses` of a loaded program (aya does not expose this field).
 fn prog_recursion_misses(fd: std::os::fd::BorrowedFd<'_>) -> Option<u64> {
+    prog_info(fd).map(|info| info.recursion_misses)
+}
+
+/// A loaded program's `BPF_OBJ_GET_INFO_BY_FD` record.
+fn prog_info(fd: std::os::fd::BorrowedFd<'_>) -> Option<aya_obj::generated::bpf_prog_info> {
     use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_prog_info};
     use std::os::fd::AsRawFd as _;
     // SAFETY: both are plain C structs for which all-zero is a valid value.
@@ -561,7 +607,7 @@ fn prog_recursion_misses(fd: std::os::fd::BorrowedFd<'_>) -> Option<u64> {
             std::mem::size_of::<bpf_attr>(),
         )
     };
-    (rc == 0).then_some(info.recursion_misses)
+    (rc == 0).then_some(info)
 }
 
 /// Flattens aya's error chain (and the verifier log's last lines) into one readable line.

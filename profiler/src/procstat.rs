@@ -110,6 +110,18 @@ pub fn thread_comm(pid: u32, tid: u32) -> Option<String> {
         .map(|s| s.trim_end().to_owned())
 }
 
+/// The CPU thread `tid` of `pid` last ran on (`processor` in /proc/…/stat).
+pub fn thread_cpu(pid: u32, tid: u32) -> Option<u32> {
+    let task = Process::new(pid as i32)
+        .ok()?
+        .task_from_tid(tid as i32)
+        .ok()?;
+    task.stat()
+        .ok()?
+        .processor
+        .and_then(|c| u32::try_from(c).ok())
+}
+
 /// What the report shows of a process's /proc readings over the whole session.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ProcSummary {

@@ -43,6 +43,23 @@ struct TraceLine<'a> {
     result: Option<i32>,
 }
 
+/// Whether calls of `api` name a stream (launches, copies, stream syncs, async allocations and
+/// frees).
+pub fn has_stream(api: u16) -> bool {
+    match api_class(api) {
+        ApiClass::Launch | ApiClass::Runtime | ApiClass::GraphLaunch | ApiClass::Copy => true,
+        _ => matches!(
+            api,
+            api::STREAM_SYNC | api::MEM_ALLOC_ASYNC | api::MEM_FREE_ASYNC
+        ),
+    }
+}
+
+/// Whether calls of `api` move or allocate a number of bytes (copies, allocations).
+pub fn has_bytes(api: u16) -> bool {
+    matches!(api_class(api), ApiClass::Copy | ApiClass::Alloc)
+}
+
 impl CudaTrace {
     /// `limit`: lines written at most; `mono_to_unix_ns` is added to CLOCK_MONOTONIC ns.
     pub fn new(writer: Box<dyn Write>, limit: u64, mono_to_unix_ns: i128) -> Self {
@@ -75,14 +92,8 @@ impl CudaTrace {
         }
         let class = api_class(ev.api);
         let launch = matches!(class, ApiClass::Launch | ApiClass::Runtime);
-        let has_stream = match class {
-            ApiClass::Launch | ApiClass::Runtime | ApiClass::GraphLaunch | ApiClass::Copy => true,
-            _ => matches!(
-                ev.api,
-                api::STREAM_SYNC | api::MEM_ALLOC_ASYNC | api::MEM_FREE_ASYNC
-            ),
-        };
-        let has_bytes = matches!(class, ApiClass::Copy | ApiClass::Alloc);
+        let has_stream = has_stream(ev.api);
+        let has_bytes = has_bytes(ev.api);
         let timed = ev.flags & cuda_flag::TIMED != 0;
         let unix_ns = i128::from(ev.ts_ns) + self.mono_to_unix_ns;
         let line = TraceLine {

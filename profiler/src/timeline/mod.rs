@@ -1,0 +1,254 @@
+//! `--trace FILE`: a timeline of the session in the Chrome/Perfetto trace-event format (JSON
+//! Object Format, timestamps in µs of CLOCK_MONOTONIC), for ui.perfetto.dev or chrome://tracing.
+//!
+//! - per watched thread, on-CPU slices from a context-switch stream (`sched_slices`);
+//! - per process, finished HTTP exchanges as async slices (`requests`);
+//! - per thread, CUDA calls on a sibling track (`cuda`);
+//! - names of processes and threads as metadata (`tracks`).
+//!
+//! The session side lives here: [`Timeline::start`] opens the file, attaches the switch program
+//! (only then: a session without `--trace` pays nothing) and registers observers with the socket
+//! and CUDA analyzers; [`Timeline::drain`] runs on the session's drain tick; [`Timeline::finish`]
+//! closes the file. Events are streamed to the file as they come, up to `--trace-limit`.
+
+pub mod cuda;
+pub mod event;
+pub mod requests;
+pub mod sched_slices;
+pub mod tracks;
+pub mod writer;
+
+#[cfg(test)]
+mod testing;
+
+use std::{cell::RefCell, fs::File, path::PathBuf, rc::Rc};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{
+    cli::TimelineArgs,
+    cuda::capture::CudaCapture,
+    probes::{Probes, SCHED_TRACE_PROBES},
+    procstat,
+    sched::monotonic_ns,
+    sockets::SocketAnalyzer,
+    usage,
+};
+use sched_slices::{SwitchPairer, decode_switch, write_slice};
+use tracks::Tracks;
+use writer::TraceWriter;
+
+/// What the writers of every event kind share (through `Rc<RefCell<…>>`: the session is one
+/// thread, and the analyzers' observers write while they are drained).
+pub struct Shared {
+    pub writer: TraceWriter,
+    pub tracks: Tracks,
+    next_request_id: u64,
+    /// Written so far, per kind.
+    pub slices: u64,
+    pub requests: u64,
+    pub cuda_calls: u64,
+}
+
+impl Shared {
+    pub fn new(writer: TraceWriter) -> Self {
+        Self {
+            writer,
+            tracks: Tracks::default(),
+            next_request_id: 0,
+            slices: 0,
+            requests: 0,
+            cuda_calls: 0,
+        }
+    }
+
+    /// A fresh async-slice id (unique in the file).
+    pub fn next_request_id(&mut self) -> u64 {
+        self.next_request_id += 1;
+        self.next_request_id
+    }
+}
+
+/// The file's `otherData`: how it was made and what was left out.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimelineSummary {
+    pub generator: String,
+    /// Timestamps are µs of this clock; add `monotonic_to_unix_ns` (ns) for wall-clock time.
+    pub clock: &'static str,
+    pub monotonic_to_unix_ns: i64,
+    pub window_start_us: f64,
+    pub window_end_us: f64,
+    /// Events written (metadata not counted) and left out because of `--trace-limit`.
+    pub events_written: u64,
+    pub events_dropped: u64,
+    pub limit: u64,
+    pub truncated: bool,
+    pub on_cpu_slices: u64,
+    pub requests: u64,
+    pub cuda_calls: u64,
+    /// Whether `sched_switch_trace` was attached (no on-CPU slices otherwise).
+    pub switch_probe_attached: bool,
+    pub switch_records: u64,
+    /// Records the kernel dropped (ring buffer full): some on-CPU slices are missing.
+    pub switch_records_lost: u64,
+    /// Switch-in/switch-out pairings dropped because a record was missing.
+    pub switch_pairings_dropped: u64,
+    pub processes: usize,
+    pub threads: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_error: Option<String>,
+}
+
+pub struct Timeline {
+    shared: Rc<RefCell<Shared>>,
+    pairer: SwitchPairer,
+    path: PathBuf,
+    switch_attached: bool,
+    window_start_ns: u64,
+    mono_to_unix_ns: i128,
+    malformed: u64,
+}
+
+impl Timeline {
+    /// With `--trace`: creates the file (a usage error when it cannot), attaches the switch
+    /// program and hooks into the analyzers that are on. `None` without `--trace`.
+    pub fn start(
+        probes: &mut Probes,
+        args: &TimelineArgs,
+        http: Option<&mut SocketAnalyzer>,
+        cuda: Option<&mut CudaCapture>,
+        mono_to_unix_ns: i128,
+    ) -> Result<Option<Self>> {
+        let Some(path) = &args.trace else {
+            return Ok(None);
+        };
+        let file = File::create(path)
+            .map_err(|e| usage!("cannot write the timeline to {}: {e}", path.display()))?;
+        let writer = TraceWriter::new(Box::new(file), args.trace_limit);
+        let shared = Rc::new(RefCell::new(Shared::new(writer)));
+        probes.attach(SCHED_TRACE_PROBES)?;
+        let switch_attached = probes
+            .status
+            .iter()
+            .any(|s| s.program == SCHED_TRACE_PROBES[0].program && s.attached);
+        // After the attach: a thread whose first record is a switch-out ran since at least now.
+        let window_start_ns = monotonic_ns();
+        if let Some(analyzer) = http {
+            analyzer.observe(Box::new(requests::RequestTrack::new(shared.clone())));
+        }
+        if let Some(capture) = cuda {
+            capture.observe(Box::new(cuda::CudaTrack::new(shared.clone())));
+        }
+        Ok(Some(Self {
+            shared,
+            pairer: SwitchPairer::new(window_start_ns),
+            path: path.clone(),
+            switch_attached,
+            window_start_ns,
+            mono_to_unix_ns,
+            malformed: 0,
+        }))
+    }
+
+    /// Turns the queued context switches into on-CPU slices (call on the drain tick).
+    pub fn drain(&mut self, probes: &mut Probes) {
+        let Self {
+            shared,
+            pairer,
+            malformed,
+            ..
+        } = self;
+        let mut shared = shared.borrow_mut();
+        let shared = &mut *shared;
+        probes.drain_switch_events(|record| match decode_switch(record) {
+            Some(ev) => pairer.on_switch(&ev, &mut |s| {
+                write_slice(shared, &s);
+            }),
+            None => *malformed += 1,
+        });
+    }
+
+    /// Ends the window now, writes the last slices and the names, closes the file and says on
+    /// stderr what it holds (and, always, what was left out). Call after the socket and CUDA
+    /// captures finished (their last records reach the file through the observers).
+    /// `name_of(pid, tid)`: a thread's name as the session knows it.
+    pub fn finish(
+        mut self,
+        probes: &mut Probes,
+        name_of: &dyn Fn(u32, u32) -> Option<String>,
+        quiet: bool,
+    ) -> TimelineSummary {
+        let end_ns = monotonic_ns();
+        self.pairer.close_window(end_ns);
+        self.drain(probes);
+        let on_cpu_now: Vec<(u32, u32)> = probes
+            .threads()
+            .into_iter()
+            .filter(|(_, s)| s.on_cpu_since_ns != 0)
+            .map(|(tid, s)| (s.tgid, tid))
+            .collect();
+        let mut shared = self.shared.borrow_mut();
+        let shared = &mut *shared;
+        self.pairer
+            .finish(on_cpu_now, procstat::thread_cpu, &mut |s| {
+                write_slice(shared, &s);
+            });
+        let name =
+            |pid: u32, tid: u32| name_of(pid, tid).or_else(|| procstat::thread_comm(pid, tid));
+        shared.tracks.write_names(&mut shared.writer, &name);
+        let mut summary = TimelineSummary {
+            generator: format!("profiler {}", env!("CARGO_PKG_VERSION")),
+            clock: "CLOCK_MONOTONIC",
+            monotonic_to_unix_ns: i64::try_from(self.mono_to_unix_ns).unwrap_or(0),
+            window_start_us: event::micros(self.window_start_ns),
+            window_end_us: event::micros(end_ns),
+            events_written: shared.writer.written(),
+            events_dropped: shared.writer.dropped(),
+            limit: shared.writer.limit(),
+            truncated: shared.writer.dropped() > 0,
+            on_cpu_slices: shared.slices,
+            requests: shared.requests,
+            cuda_calls: shared.cuda_calls,
+            switch_probe_attached: self.switch_attached,
+            switch_records: self.pairer.records() + self.malformed,
+            switch_records_lost: probes.switch_events_lost(),
+            switch_pairings_dropped: self.pairer.unpaired(),
+            processes: shared.tracks.process_count(),
+            threads: shared.tracks.thread_count(),
+            write_error: None,
+        };
+        summary.write_error = shared.writer.close(&summary).err();
+        announce(&summary, &self.path, quiet);
+        summary
+    }
+}
+
+/// The stderr lines about the file: where it is (unless `quiet`), and always what is missing.
+fn announce(s: &TimelineSummary, path: &std::path::Path, quiet: bool) {
+    let path = path.display();
+    if let Some(e) = &s.write_error {
+        eprintln!("profiler: warning: the timeline {path} is incomplete: {e}");
+    }
+    if s.truncated {
+        eprintln!(
+            "profiler: warning: the timeline reached --trace-limit {}: {} later events were \
+             left out (raise --trace-limit for the whole session)",
+            s.limit, s.events_dropped
+        );
+    }
+    if s.switch_records_lost > 0 || s.switch_pairings_dropped > 0 {
+        eprintln!(
+            "profiler: warning: the timeline misses some on-CPU slices: {} context switches \
+             lost (ring buffer full), {} switch pairings dropped",
+            s.switch_records_lost, s.switch_pairings_dropped
+        );
+    }
+    if !quiet {
+        eprintln!(
+            "profiler: timeline written to {path}: {} events ({} on-CPU slices, {} requests, {} \
+             CUDA calls); open it in ui.perfetto.dev",
+            s.events_written, s.on_cpu_slices, s.requests, s.cuda_calls
+        );
+    }
+}
