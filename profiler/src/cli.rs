@@ -45,8 +45,95 @@ pub enum Command {
     Run(RunArgs),
     /// Report, one line per capability, what this machine supports and what a missing one costs.
     Check,
+    /// Run system-wide: profile every inference process on the node, now and later, and serve
+    /// Prometheus metrics (the DaemonSet mode; see deploy/).
+    #[command(
+        after_help = "A process is profiled when it maps libcuda/libcudart, when its comm matches \
+                      a --match regex, or when it listens on a --port; its children are followed. \
+                      Exited processes are forgotten and their series stop. Every series carries \
+                      pid, comm, container_id, pod_uid, pod and namespace labels, and `node` from \
+                      the NODE_NAME environment variable.\n\nExamples:\n  \
+                      sudo profiler daemon                                  # CUDA processes, :9464\n  \
+                      sudo profiler daemon --match 'comm=^(vllm|python)' --port 8000\n  \
+                      sudo profiler daemon --listen 127.0.0.1:9464 --no-cuda-discovery --port 8080"
+    )]
+    Daemon(DaemonArgs),
     /// List the Prometheus metrics the profiler exports (name, type, labels, meaning).
     Metrics(MetricsListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Address to serve /metrics and /healthz on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9464",
+          value_parser = crate::metrics::parse_listen)]
+    pub listen: std::net::SocketAddr,
+    /// Also profile processes whose comm matches REGEX (`comm=REGEX`; repeatable).
+    #[arg(long = "match", value_name = "comm=REGEX", value_parser = crate::discovery::parse_match)]
+    pub matches: Vec<regex::Regex>,
+    /// Also profile processes listening on this TCP port (repeatable).
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Do not pick processes because they map libcuda/libcudart (only --match and --port).
+    #[arg(long)]
+    pub no_cuda_discovery: bool,
+    /// How often /proc is scanned for new processes.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub scan_interval: Duration,
+    /// How often the exported figures are refreshed.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Stop after this long (default: until SIGTERM or Ctrl-C).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Kernel names with their own series per process; later ones count as kernel="other".
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub metrics_max_kernels: usize,
+    /// Processes with their own series; later ones are summed under pid="other".
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub metrics_max_processes: usize,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub cuda: CudaArgs,
+    #[command(flatten)]
+    pub hardware: HardwareArgs,
+}
+
+impl DaemonArgs {
+    /// What discovery looks for, and the session options the daemon runs with.
+    pub fn split(self) -> Result<(crate::discovery::DiscoverySpec, Duration, OutputArgs), String> {
+        if self.no_cuda_discovery && self.matches.is_empty() && self.ports.is_empty() {
+            return Err(
+                "--no-cuda-discovery leaves nothing to discover: add --match or --port".into(),
+            );
+        }
+        let spec = crate::discovery::DiscoverySpec {
+            cuda: !self.no_cuda_discovery,
+            comm: self.matches,
+            ports: self.ports,
+        };
+        let opts = OutputArgs {
+            duration: self.duration,
+            interval: self.interval,
+            format: Format::Text,
+            output: None,
+            quiet: true,
+            timeline: TimelineArgs {
+                trace: None,
+                trace_limit: 1,
+            },
+            http: self.http,
+            cuda: self.cuda,
+            hardware: self.hardware,
+            metrics: MetricsArgs {
+                listen: Some(self.listen),
+                metrics_max_kernels: self.metrics_max_kernels,
+                metrics_max_processes: self.metrics_max_processes,
+            },
+        };
+        Ok((spec, self.scan_interval, opts))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,8 @@ pub mod check;
 pub mod cli;
 pub mod counters;
 pub mod cuda;
+pub mod daemon;
+pub mod discovery;
 pub mod energy;
 pub mod error;
 pub mod gpu;

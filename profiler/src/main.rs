@@ -20,6 +20,14 @@ fn main() -> ExitCode {
         Command::Run(r) => {
             session::run(Target::Command(r.command), r.output).map(|()| ExitCode::SUCCESS)
         }
+        Command::Daemon(d) => match d.split() {
+            Ok((spec, scan_interval, opts)) => session::run(
+                Target::Discover(profiler::discovery::Discovery::new(spec, scan_interval)),
+                opts,
+            )
+            .map(|()| ExitCode::SUCCESS),
+            Err(m) => Err(profiler::usage!("{m}")),
+        },
         Command::Check => Ok(run_check()),
         Command::Metrics(m) => {
             print!("{}", profiler::metrics::catalogue::listing(m.names));

@@ -269,8 +269,10 @@ pub struct Probes {
     cuda_events: RingBuf<MapData>,
     cuda_names: RingBuf<MapData>,
     switch_events: RingBuf<MapData>,
-    /// Tracepoint and uprobe links; dropping one detaches it.
+    /// Tracepoint links; dropping one detaches it.
     links: Vec<Box<dyn Send>>,
+    /// Uprobe links by the process they are scoped to.
+    process_links: std::collections::BTreeMap<u32, Vec<Box<dyn Send>>>,
     pub status: Vec<ProbeStatus>,
 }
 
@@ -343,6 +345,7 @@ impl Probes {
             cuda_names,
             switch_events,
             links: Vec::new(),
+            process_links: std::collections::BTreeMap::new(),
             status: Vec::new(),
         })
     }
@@ -409,8 +412,16 @@ impl Probes {
             .attach(point, target, UProbeScope::OneProcess(pid))
             .map_err(describe_program_error)?;
         let link = prog.take_link(id).map_err(describe_program_error)?;
-        self.links.push(Box::new(link));
+        self.process_links
+            .entry(pid.get())
+            .or_default()
+            .push(Box::new(link));
         Ok(())
+    }
+
+    /// Detaches the uprobes scoped to `pid` (it exited).
+    pub fn detach_process(&mut self, pid: u32) {
+        self.process_links.remove(&pid);
     }
 
     /// Hands every queued CUDA name record (`is_name` true), then every CUDA call record, to

@@ -2,6 +2,7 @@
 //! the duration or the target's exit, report, detach.
 
 use std::{
+    collections::HashSet,
     fs::File,
     io::Write,
     path::Path,
@@ -16,6 +17,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     cli::{Format, HttpArgs, OutputArgs},
     cuda::capture::{CudaCapture, announce_library},
+    daemon,
+    discovery::Discovery,
     hardware::{HardwareCapture, Workload},
     live::LiveView,
     metrics::{
@@ -40,6 +43,8 @@ use crate::{
 pub enum Target {
     Pids(Vec<i32>),
     Command(Vec<String>),
+    /// `profiler daemon`: every process discovery finds, now and later, until a signal.
+    Discover(Discovery),
 }
 
 /// How often target exit is checked, independently of the live-view interval.
@@ -124,10 +129,11 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     // Bound before anything is attached, so a taken port fails fast.
     let exporter = start_exporter(&opts)?;
 
-    let (roots, gated) = match &target {
+    let mut target = target;
+    let (roots, gated) = match &mut target {
         Target::Pids(pids) => {
             let mut roots = Vec::new();
-            for &pid in pids {
+            for &mut pid in pids {
                 let pid = targets::validate_pid(pid)?;
                 if !roots.contains(&pid) {
                     roots.push(pid);
@@ -139,6 +145,15 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             let gated = targets::spawn_gated(cmd)?;
             (vec![gated.pid], Some(gated))
         }
+        Target::Discover(discovery) => (discovery.scan(&HashSet::new()), None),
+    };
+    let program = match &target {
+        Target::Command(cmd) => cmd[0].clone(),
+        _ => String::new(),
+    };
+    let mut discovery = match target {
+        Target::Discover(d) => Some(d),
+        _ => None,
     };
 
     let tracefs_dir = tracefs::tracefs_dir();
@@ -157,12 +172,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         .map(|p| (p, true))
         .chain(children.iter().map(|p| (p, false)))
     {
-        probes.watch(pid)?;
-        let now = monotonic_ns();
-        for (tid, state) in procstat::threads(pid) {
-            probes.seed_thread(tid, &initial_stats(pid, state, now))?;
-        }
-        tracker.add_process(pid, root, procstat::sample(pid), 0.0);
+        watch_process(&mut probes, &mut tracker, pid, root, 0.0)?;
     }
     probes.attach(SCHED_PROBES)?;
     let mono_to_unix_ns = unix_now_ns() - i128::from(monotonic_ns());
@@ -212,12 +222,21 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
 
-    let mut child = match (gated, &target) {
-        (Some(gated), Target::Command(cmd)) => Some(gated.release(&cmd[0])?),
-        _ => None,
+    let mut child = match gated {
+        Some(gated) => Some(gated.release(&program)?),
+        None => None,
     };
     // Always: scripts and tests wait for this line to know every probe is in place.
-    announce(&tracker, &probes, http.as_ref(), cuda.as_ref());
+    match &discovery {
+        Some(d) => eprintln!(
+            "profiler: attached as a daemon with {}/{} probes, watching {} processes; profiling {}",
+            probes.status.iter().filter(|s| s.attached).count(),
+            probes.status.len(),
+            tracker.procs.len(),
+            d.describe()
+        ),
+        None => announce(&tracker, &probes, http.as_ref(), cuda.as_ref()),
+    }
     for note in hardware.notes() {
         eprintln!("profiler: note: {note}");
     }
@@ -235,12 +254,19 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             hardware: &mut hardware,
             timeline: &mut timeline,
             metrics: exporter.as_ref(),
+            discovery: &mut discovery,
         },
         &mut child,
         &mut live,
         &opts,
         started,
     ))?;
+    if discovery.is_some() {
+        // The daemon's output is its /metrics; it leaves without a report.
+        drop(probes);
+        eprintln!("profiler: daemon stopped ({end_reason:?})");
+        return Ok(());
+    }
     collect(&mut probes, &mut tracker, started);
     let duration_s = started.elapsed().as_secs_f64();
     let http_section = http.as_mut().map(|h| h.finish(&mut probes, duration_s));
@@ -394,6 +420,7 @@ struct Captures<'a> {
     hardware: &'a mut HardwareCapture,
     timeline: &'a mut Option<Timeline>,
     metrics: Option<&'a Exporter>,
+    discovery: &'a mut Option<Discovery>,
 }
 
 async fn sample_until_end(
@@ -411,6 +438,7 @@ async fn sample_until_end(
         hardware,
         metrics,
         timeline,
+        discovery,
     } = captures;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -448,6 +476,9 @@ async fn sample_until_end(
                 if let Some(m) = metrics {
                     export(m, probes, tracker, http.as_ref(), hardware);
                 }
+                if discovery.is_some() {
+                    daemon::forget_exited(probes, tracker, cuda.as_mut());
+                }
                 live.show(
                     tracker,
                     requests.as_ref(),
@@ -475,7 +506,17 @@ async fn sample_until_end(
                     let pids = probes.watched();
                     c.rescan(probes, pids);
                 }
-                if targets_exited(tracker, child) {
+                if let Some(d) = discovery.as_mut()
+                    && d.due()
+                {
+                    let at_s = started.elapsed().as_secs_f64();
+                    let fd_table = http.as_ref().is_some_and(|h| h.fd_table_only);
+                    daemon::watch_new(d, probes, tracker, fd_table, at_s);
+                    if let Some(m) = metrics {
+                        m.sync_processes(tracker);
+                    }
+                }
+                if discovery.is_none() && targets_exited(tracker, child) {
                     return Ok(EndReason::TargetExited);
                 }
             }
@@ -546,6 +587,24 @@ fn probe_rows(probes: &Probes, http: bool) -> Vec<ProbeRow> {
         }
     }
     rows
+}
+
+/// Starts watching `pid`: the kernel side counts its threads from now on (seeded with their
+/// current state) and the tracker records it.
+pub(crate) fn watch_process(
+    probes: &mut Probes,
+    tracker: &mut Tracker,
+    pid: u32,
+    root: bool,
+    at_s: f64,
+) -> Result<()> {
+    probes.watch(pid)?;
+    let now = monotonic_ns();
+    for (tid, state) in procstat::threads(pid) {
+        probes.seed_thread(tid, &initial_stats(pid, state, now))?;
+    }
+    tracker.add_process(pid, root, procstat::sample(pid), at_s);
+    Ok(())
 }
 
 /// Whether every process the user named is gone. `run`'s command is our child: reap it.

@@ -150,6 +150,17 @@ impl Tracker {
         finished
     }
 
+    /// Removes a process and its threads (the daemon forgets exited processes); returns the
+    /// thread ids removed.
+    pub fn forget_process(&mut self, pid: u32) -> Vec<u32> {
+        self.procs.remove(&pid);
+        let tids: Vec<u32> = self.threads_of(pid).map(|t| t.tid).collect();
+        for tid in &tids {
+            self.threads.remove(tid);
+        }
+        tids
+    }
+
     /// Scheduler totals of all threads of `pid`.
     pub fn process_totals(&self, pid: u32) -> SchedTotals {
         let mut t = SchedTotals::default();

@@ -66,6 +66,11 @@ impl CudaAttacher {
         }
     }
 
+    pub fn forget_process(&mut self, pid: u32) {
+        self.seen.retain(|&(p, _)| p != pid);
+        self.libraries.retain(|l| l.pid != pid);
+    }
+
     /// Looks for CUDA libraries not seen yet in the maps of `pids` and attaches to them;
     /// returns how many new libraries were found.
     pub fn scan(&mut self, probes: &mut Probes, pids: impl IntoIterator<Item = u32>) -> usize {

@@ -64,6 +64,12 @@ impl CudaCapture {
         Ok(capture)
     }
 
+    /// Forgets an exited process (the daemon): its libraries are no longer listed, and a new
+    /// process reusing the pid is attached afresh.
+    pub fn forget_process(&mut self, pid: u32) {
+        self.attacher.forget_process(pid);
+    }
+
     /// Attaches to CUDA libraries mapped since the last scan (late `dlopen`, new children).
     pub fn rescan(&mut self, probes: &mut Probes, pids: impl IntoIterator<Item = u32>) {
         self.last_scan = Instant::now();
