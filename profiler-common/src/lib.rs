@@ -100,28 +100,26 @@ pub mod counter {
     /// Timed CUDA calls whose entry record was replaced before their return (a nested timed
     /// call on the same thread, or `MAX_ACTIVE_CALLS` reached).
     pub const CUDA_CALLS_UNFINISHED: u32 = 6;
-    /// Context-switch records (`--trace`) dropped because `SWITCH_EVENTS` was full.
-    pub const SWITCH_EVENTS_LOST: u32 = 7;
+    /// On-CPU records (`--trace`) dropped because `ONCPU_EVENTS` was full.
+    pub const ONCPU_EVENTS_LOST: u32 = 7;
     pub const LEN: u32 = 8;
 }
 
-/// One context switch in which a thread of a watched process went off or on a CPU, in the
-/// `SWITCH_EVENTS` ring buffer. Only produced while a timeline is recorded (`--trace`).
+/// One interval a thread of a watched process spent on a CPU, written when it was switched out,
+/// in the `ONCPU_EVENTS` ring buffer. Only produced while a timeline is recorded (`--trace`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SwitchEvent {
-    /// CLOCK_MONOTONIC ns of the switch.
-    pub ts_ns: u64,
-    /// The outgoing thread's `prev_state` (0 or `TASK_REPORT_MAX` = preempted, else blocked).
-    pub prev_state: i64,
+pub struct OnCpuEvent {
+    /// CLOCK_MONOTONIC ns of the CPU's previous context switch (when this thread got the CPU);
+    /// 0 when the CPU has not switched since the program was attached.
+    pub start_ns: u64,
+    /// CLOCK_MONOTONIC ns of the switch that took the CPU from it.
+    pub end_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
     pub cpu: u32,
-    pub prev_tid: u32,
-    /// The outgoing thread's process when it is watched, else 0.
-    pub prev_tgid: u32,
-    pub next_tid: u32,
-    /// The incoming thread's process when it is watched, else 0.
-    pub next_tgid: u32,
-    pub _pad: u32,
+    /// 1 when it was still runnable (preempted or yielded), 0 when it blocked.
+    pub preempted: u32,
 }
 
 /// Largest number of leading payload bytes captured per socket syscall (`--capture-bytes` upper

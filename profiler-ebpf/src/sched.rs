@@ -7,18 +7,23 @@
 use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
     helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns},
-    macros::{map, tracepoint},
-    maps::RingBuf,
-    programs::TracePointContext,
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::{PerCpuArray, RingBuf},
+    programs::{RawTracePointContext, TracePointContext},
 };
-use profiler_common::{COMM_LEN, RUNQ_BUCKETS, SwitchEvent, ThreadStats, counter};
+use profiler_common::{COMM_LEN, OnCpuEvent, RUNQ_BUCKETS, ThreadStats, counter};
 
 use crate::maps::{THREAD_STATS, bump, is_watched, offsets, register_thread};
 
-/// Context switches of watched threads for the timeline (`--trace`), one `SwitchEvent` each.
+/// On-CPU intervals of watched threads for the timeline (`--trace`), one `OnCpuEvent` each.
 /// Sized by userspace at load; only `sched_switch_trace` writes it.
 #[map]
-pub static SWITCH_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 21, 0);
+pub static ONCPU_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 21, 0);
+
+/// Per CPU, when it last switched tasks (CLOCK_MONOTONIC ns; 0 = not since attach): the start of
+/// the interval of whichever thread runs there now.
+#[map]
+pub static LAST_SWITCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// `prev_state` value the kernel reports for a preempted task (`TASK_REPORT_MAX`).
 const TASK_REPORT_MAX: i64 = 0x100;
@@ -29,12 +34,19 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// The timeline's view of `sched_switch`: a record per switch in which a watched thread leaves
-/// or takes a CPU. A separate program, attached only with `--trace`, so a session without a
-/// timeline pays nothing for it.
-#[tracepoint]
-pub fn sched_switch_trace(ctx: TracePointContext) -> u32 {
-    let _ = try_switch_trace(&ctx);
+/// The timeline's view of `sched_switch`: each switch ends the interval of the task leaving the
+/// CPU (`current`), which began at the CPU's previous switch; intervals of watched threads are
+/// written out whole, so no record needs a partner. Attached only with `--trace`, so a session
+/// without a timeline pays nothing for it.
+///
+/// A raw tracepoint, not a perf-event one like `sched_switch`: with another tool's (or our own)
+/// syscall-tracepoint programs active under load, the perf-event `sched_switch` path was seen
+/// to skip switches away from threads of other processes without counting a recursion miss
+/// (1–7 per few seconds here), each costing the next thread a whole interval; this program saw
+/// none. Raw tracepoints only have per-program recursion protection (and no perf buffer).
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch_trace(ctx: RawTracePointContext) -> i32 {
+    try_switch_trace(&ctx);
     0
 }
 
@@ -137,49 +149,40 @@ fn switch_in(tid: u32, now: u64) {
     s.on_cpu_since_ns = now;
 }
 
-fn try_switch_trace(ctx: &TracePointContext) -> Result<(), i32> {
-    let off = offsets();
-    // SAFETY: offsets come from this kernel's tracefs format file for sched_switch.
-    let prev_tid = unsafe { ctx.read_at::<i32>(off.switch_prev_pid as usize)? } as u32;
-    // SAFETY: as above.
-    let next_tid = unsafe { ctx.read_at::<i32>(off.switch_next_pid as usize)? } as u32;
-    // `current` is still the outgoing task: its process is at hand. The incoming one's is known
-    // only through the thread map (threads are registered at creation and seeded at attach).
-    let current_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let prev_tgid = if prev_tid != 0 && is_watched(current_tgid) {
-        current_tgid
-    } else {
-        0
+fn try_switch_trace(ctx: &RawTracePointContext) {
+    let now = monotonic_ns();
+    let Some(last) = LAST_SWITCH.get_ptr_mut(0) else {
+        return;
     };
-    let next_tgid = match THREAD_STATS.get_ptr(next_tid) {
-        // SAFETY: the pointer comes from a map lookup and is valid for the program's run.
-        Some(stats) if next_tid != 0 => unsafe { (*stats).tgid },
-        _ => 0,
-    };
-    if prev_tgid == 0 && next_tgid == 0 {
-        return Ok(());
+    // SAFETY: the pointer comes from a successful lookup in a per-CPU map: this CPU's slot,
+    // which only this program writes, and it is not re-entered on one CPU.
+    let start_ns = unsafe { core::ptr::replace(last, now) };
+    // `current` is still the task leaving the CPU.
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if tid == 0 || !is_watched(tgid) {
+        return;
     }
-    // SAFETY: offset from the format file; a long in every kernel we support.
-    let prev_state = unsafe { ctx.read_at::<i64>(off.switch_prev_state as usize)? };
-    let event = SwitchEvent {
-        ts_ns: monotonic_ns(),
-        prev_state,
+    // TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
+    //          unsigned int prev_state): a preempted or yielding task stays runnable.
+    let preempt: u64 = ctx.arg(0);
+    let prev_state: u64 = ctx.arg(3);
+    let event = OnCpuEvent {
+        start_ns,
+        end_ns: now,
+        tgid,
+        tid,
         // SAFETY: no preconditions.
         cpu: unsafe { bpf_get_smp_processor_id() },
-        prev_tid,
-        prev_tgid,
-        next_tid,
-        next_tgid,
-        _pad: 0,
+        preempted: u32::from(preempt & 1 != 0 || prev_state as u32 == 0),
     };
-    match SWITCH_EVENTS.reserve::<SwitchEvent>(0) {
+    match ONCPU_EVENTS.reserve::<OnCpuEvent>(0) {
         Some(mut slot) => {
             slot.write(event);
             slot.submit(BPF_RB_NO_WAKEUP as u64);
         }
-        None => bump(counter::SWITCH_EVENTS_LOST),
+        None => bump(counter::ONCPU_EVENTS_LOST),
     }
-    Ok(())
 }
 
 fn try_wakeup(ctx: &TracePointContext) -> Result<(), i32> {

@@ -8,7 +8,8 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        ProgramError, TracePoint, UProbe,
+        ProgramError, RawTracePoint, TracePoint, UProbe,
+        raw_trace_point::RawTracePointLink,
         trace_point::TracePointLink,
         uprobe::{UProbeAttachPoint, UProbeScope},
     },
@@ -86,10 +87,14 @@ pub const SCHED_PROBES: &[ProbeSpec] = &[
     },
 ];
 
-/// The timeline's context-switch stream (`--trace` only; `sched_switch` keeps the totals).
+/// `ProbeSpec::category` of a raw tracepoint (attached by name, no tracefs category).
+pub const RAW_TRACEPOINT: &str = "raw_tracepoint";
+
+/// The timeline's on-CPU intervals (`--trace` only; `sched_switch` keeps the totals). A raw
+/// tracepoint: see `sched_switch_trace` in profiler-ebpf for why.
 pub const SCHED_TRACE_PROBES: &[ProbeSpec] = &[ProbeSpec {
     program: "sched_switch_trace",
-    category: "sched",
+    category: RAW_TRACEPOINT,
     tracepoint: "sched_switch",
     feature: "timeline",
     required: false,
@@ -268,7 +273,8 @@ pub struct Probes {
     sock_events: Option<RingBuf<MapData>>,
     cuda_events: RingBuf<MapData>,
     cuda_names: RingBuf<MapData>,
-    switch_events: RingBuf<MapData>,
+    oncpu_events: RingBuf<MapData>,
+    last_switch: PerCpuArray<MapData, u64>,
     /// Tracepoint links; dropping one detaches it.
     links: Vec<Box<dyn Send>>,
     /// Uprobe links by the process they are scoped to.
@@ -304,9 +310,9 @@ pub const SOCK_RING_BYTES: u32 = 8 << 20;
 /// i.e. headroom for ~4M calls/s.
 pub const CUDA_RING_BYTES: u32 = 4 << 20;
 
-/// Size of the context-switch ring buffer (`--trace`): 40-byte records, ~40k between two drains
-/// (every 10 ms), i.e. headroom for ~4M switches/s of watched threads.
-pub const SWITCH_RING_BYTES: u32 = 2 << 20;
+/// Size of the on-CPU ring buffer (`--trace`): 32-byte records (+8 of header), ~50k between two
+/// drains (every 10 ms), i.e. headroom for ~5M context switches/s of watched threads.
+pub const ONCPU_RING_BYTES: u32 = 2 << 20;
 
 impl Probes {
     /// Loads the object with this kernel's tracepoint offsets. Nothing is attached yet, so the
@@ -317,7 +323,7 @@ impl Probes {
             .override_global("NET_CONFIG", net, true)
             .map_max_entries("SOCK_EVENTS", SOCK_RING_BYTES)
             .map_max_entries("CUDA_EVENTS", CUDA_RING_BYTES)
-            .map_max_entries("SWITCH_EVENTS", SWITCH_RING_BYTES)
+            .map_max_entries("ONCPU_EVENTS", ONCPU_RING_BYTES)
             .load(PROBES_OBJECT)
             .context("loading the eBPF object")?;
         let mut take = |name: &str| {
@@ -332,7 +338,8 @@ impl Probes {
         let sock_events = Some(RingBuf::try_from(take("SOCK_EVENTS")?)?);
         let cuda_events = RingBuf::try_from(take("CUDA_EVENTS")?)?;
         let cuda_names = RingBuf::try_from(take("CUDA_NAMES")?)?;
-        let switch_events = RingBuf::try_from(take("SWITCH_EVENTS")?)?;
+        let oncpu_events = RingBuf::try_from(take("ONCPU_EVENTS")?)?;
+        let last_switch = PerCpuArray::try_from(take("LAST_SWITCH")?)?;
         Ok(Self {
             ebpf,
             watched,
@@ -343,7 +350,8 @@ impl Probes {
             sock_events,
             cuda_events,
             cuda_names,
-            switch_events,
+            oncpu_events,
+            last_switch,
             links: Vec::new(),
             process_links: std::collections::BTreeMap::new(),
             status: Vec::new(),
@@ -354,9 +362,16 @@ impl Probes {
     /// optional one is recorded with the reason and what it costs.
     pub fn attach(&mut self, table: &[ProbeSpec]) -> Result<()> {
         for spec in table {
-            let result =
-                attach_tracepoint(&mut self.ebpf, spec).map(|link| self.links.push(Box::new(link)));
-            let attach_point = format!("tracepoint:{}:{}", spec.category, spec.tracepoint);
+            let (result, attach_point) = if spec.category == RAW_TRACEPOINT {
+                let result = attach_raw_tracepoint(&mut self.ebpf, spec)
+                    .map(|link| self.links.push(Box::new(link)));
+                (result, format!("raw_tracepoint:{}", spec.tracepoint))
+            } else {
+                let result = attach_tracepoint(&mut self.ebpf, spec)
+                    .map(|link| self.links.push(Box::new(link)));
+                let point = format!("tracepoint:{}:{}", spec.category, spec.tracepoint);
+                (result, point)
+            };
             if let Err(e) = &result
                 && spec.required
             {
@@ -436,15 +451,24 @@ impl Probes {
         }
     }
 
-    /// Hands every queued context-switch record (`SwitchEvent` bytes) to `f`.
-    pub fn drain_switch_events(&mut self, mut f: impl FnMut(&[u8])) {
-        while let Some(item) = self.switch_events.next() {
+    /// Hands every queued on-CPU record (`OnCpuEvent` bytes) to `f`.
+    pub fn drain_oncpu_events(&mut self, mut f: impl FnMut(&[u8])) {
+        while let Some(item) = self.oncpu_events.next() {
             f(&item);
         }
     }
 
-    pub fn switch_events_lost(&self) -> u64 {
-        self.counter(counter::SWITCH_EVENTS_LOST)
+    pub fn oncpu_events_lost(&self) -> u64 {
+        self.counter(counter::ONCPU_EVENTS_LOST)
+    }
+
+    /// Per CPU (by index), when it last switched tasks as `sched_switch_trace` saw it
+    /// (CLOCK_MONOTONIC ns; 0 = not since attach).
+    pub fn last_switch_ns(&self) -> Vec<u64> {
+        self.last_switch
+            .get(&0, 0)
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn cuda_events_lost(&self) -> u64 {
@@ -589,6 +613,21 @@ fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<TracePointLink
         .attach(spec.category, spec.tracepoint)
         .map_err(describe_program_error)?;
     // Owned by `Probes`, so that dropping it can detach every link at once (see its Drop).
+    program.take_link(id).map_err(describe_program_error)
+}
+
+fn attach_raw_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<RawTracePointLink> {
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(spec.program)
+        .ok_or_else(|| anyhow!("eBPF object has no program {}", spec.program))?
+        .try_into()?;
+    match program.load() {
+        Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
+        Err(e) => return Err(describe_program_error(e)),
+    }
+    let id = program
+        .attach(spec.tracepoint)
+        .map_err(describe_program_error)?;
     program.take_link(id).map_err(describe_program_error)
 }
 

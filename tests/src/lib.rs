@@ -3,6 +3,7 @@
 
 pub mod cuda;
 pub mod http;
+pub mod timeline;
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},

@@ -1,7 +1,7 @@
 //! `--trace FILE`: a timeline of the session in the Chrome/Perfetto trace-event format (JSON
 //! Object Format, timestamps in µs of CLOCK_MONOTONIC), for ui.perfetto.dev or chrome://tracing.
 //!
-//! - per watched thread, on-CPU slices from a context-switch stream (`sched_slices`);
+//! - per watched thread, on-CPU slices from a `sched_switch` raw-tracepoint program (`sched_slices`);
 //! - per process, finished HTTP exchanges as async slices (`requests`);
 //! - per thread, CUDA calls on a sibling track (`cuda`);
 //! - names of processes and threads as metadata (`tracks`).
@@ -35,7 +35,7 @@ use crate::{
     sockets::SocketAnalyzer,
     usage,
 };
-use sched_slices::{SwitchPairer, decode_switch, write_slice};
+use sched_slices::{OnCpuSlicer, decode_oncpu, write_slice};
 use tracks::Tracks;
 use writer::TraceWriter;
 
@@ -89,11 +89,10 @@ pub struct TimelineSummary {
     pub cuda_calls: u64,
     /// Whether `sched_switch_trace` was attached (no on-CPU slices otherwise).
     pub switch_probe_attached: bool,
-    pub switch_records: u64,
-    /// Records the kernel dropped (ring buffer full): some on-CPU slices are missing.
-    pub switch_records_lost: u64,
-    /// Switch-in/switch-out pairings dropped because a record was missing.
-    pub switch_pairings_dropped: u64,
+    /// On-CPU intervals the program recorded.
+    pub oncpu_records: u64,
+    /// Intervals the kernel dropped (ring buffer full): those on-CPU slices are missing.
+    pub oncpu_records_lost: u64,
     pub processes: usize,
     pub threads: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,7 +101,7 @@ pub struct TimelineSummary {
 
 pub struct Timeline {
     shared: Rc<RefCell<Shared>>,
-    pairer: SwitchPairer,
+    slicer: OnCpuSlicer,
     path: PathBuf,
     switch_attached: bool,
     window_start_ns: u64,
@@ -132,7 +131,8 @@ impl Timeline {
             .status
             .iter()
             .any(|s| s.program == SCHED_TRACE_PROBES[0].program && s.attached);
-        // After the attach: a thread whose first record is a switch-out ran since at least now.
+        // After the attach: an interval that began before it (its CPU had not switched since)
+        // starts at the window start.
         let window_start_ns = monotonic_ns();
         if let Some(analyzer) = http {
             analyzer.observe(Box::new(requests::RequestTrack::new(shared.clone())));
@@ -142,7 +142,7 @@ impl Timeline {
         }
         Ok(Some(Self {
             shared,
-            pairer: SwitchPairer::new(window_start_ns),
+            slicer: OnCpuSlicer::new(window_start_ns),
             path: path.clone(),
             switch_attached,
             window_start_ns,
@@ -151,20 +151,21 @@ impl Timeline {
         }))
     }
 
-    /// Turns the queued context switches into on-CPU slices (call on the drain tick).
+    /// Writes the queued on-CPU intervals as slices (call on the drain tick).
     pub fn drain(&mut self, probes: &mut Probes) {
         let Self {
             shared,
-            pairer,
+            slicer,
             malformed,
             ..
         } = self;
         let mut shared = shared.borrow_mut();
-        let shared = &mut *shared;
-        probes.drain_switch_events(|record| match decode_switch(record) {
-            Some(ev) => pairer.on_switch(&ev, &mut |s| {
-                write_slice(shared, &s);
-            }),
+        probes.drain_oncpu_events(|record| match decode_oncpu(record) {
+            Some(ev) => {
+                if let Some(slice) = slicer.on_record(&ev) {
+                    write_slice(&mut shared, &slice);
+                }
+            }
             None => *malformed += 1,
         });
     }
@@ -180,20 +181,20 @@ impl Timeline {
         quiet: bool,
     ) -> TimelineSummary {
         let end_ns = monotonic_ns();
-        self.pairer.close_window(end_ns);
+        self.slicer.close_window(end_ns);
         self.drain(probes);
-        let on_cpu_now: Vec<(u32, u32)> = probes
+        let on_cpu_now: Vec<(u32, u32, u32)> = probes
             .threads()
             .into_iter()
             .filter(|(_, s)| s.on_cpu_since_ns != 0)
-            .map(|(tid, s)| (s.tgid, tid))
+            .filter_map(|(tid, s)| Some((s.tgid, tid, procstat::thread_cpu(s.tgid, tid)?)))
             .collect();
+        let last_switch = probes.last_switch_ns();
         let mut shared = self.shared.borrow_mut();
         let shared = &mut *shared;
-        self.pairer
-            .finish(on_cpu_now, procstat::thread_cpu, &mut |s| {
-                write_slice(shared, &s);
-            });
+        for slice in self.slicer.finish(on_cpu_now, &last_switch) {
+            write_slice(shared, &slice);
+        }
         let name =
             |pid: u32, tid: u32| name_of(pid, tid).or_else(|| procstat::thread_comm(pid, tid));
         shared.tracks.write_names(&mut shared.writer, &name);
@@ -211,9 +212,8 @@ impl Timeline {
             requests: shared.requests,
             cuda_calls: shared.cuda_calls,
             switch_probe_attached: self.switch_attached,
-            switch_records: self.pairer.records() + self.malformed,
-            switch_records_lost: probes.switch_events_lost(),
-            switch_pairings_dropped: self.pairer.unpaired(),
+            oncpu_records: self.slicer.records() + self.malformed,
+            oncpu_records_lost: probes.oncpu_events_lost(),
             processes: shared.tracks.process_count(),
             threads: shared.tracks.thread_count(),
             write_error: None,
@@ -237,11 +237,10 @@ fn announce(s: &TimelineSummary, path: &std::path::Path, quiet: bool) {
             s.limit, s.events_dropped
         );
     }
-    if s.switch_records_lost > 0 || s.switch_pairings_dropped > 0 {
+    if s.oncpu_records_lost > 0 {
         eprintln!(
-            "profiler: warning: the timeline misses some on-CPU slices: {} context switches \
-             lost (ring buffer full), {} switch pairings dropped",
-            s.switch_records_lost, s.switch_pairings_dropped
+            "profiler: warning: the timeline misses {} on-CPU slices (ring buffer full)",
+            s.oncpu_records_lost
         );
     }
     if !quiet {

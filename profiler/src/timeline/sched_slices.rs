@@ -1,26 +1,17 @@
-//! On-CPU slices from the context-switch stream (`sched_switch_trace`): pairs each watched
-//! thread's switch-in with its next switch-out, clipped to the session window.
+//! On-CPU slices from `sched_switch_trace`'s records: each record is a whole interval a watched
+//! thread spent on a CPU (from the CPU's previous switch to the one that took the CPU from it),
+//! so nothing needs pairing and a lost record loses only its own interval.
 //!
-//! A thread's records arrive in order (it cannot be switched in elsewhere before its switch-out
-//! finished), but records can be lost (ring buffer full, a program run the kernel skipped). A
-//! pairing that does not add up is dropped and counted rather than guessed:
-//! - a switch-out of a thread seen before, without an open slice: its switch-in was lost;
-//! - a switch-in of a thread whose slice is still open, or a switch-out on another CPU than
-//!   the switch-in: a switch-out was lost.
-//!
-//! The first record of a thread being a switch-out means it was on a CPU when the window
-//! opened: its slice starts at the window start. Threads still on a CPU at the end are closed
-//! at the window end, and threads that never switched at all but were on a CPU throughout (a
-//! CPU burner alone on its CPU) get one slice over the whole window from [`SwitchPairer::finish`].
+//! Slices are clipped to the session window: an interval that began before the program was
+//! attached (the CPU had not switched since: `start_ns` 0) starts at the window start, one that
+//! ends after the window end is cut there. Threads still on a CPU at the end get a slice from
+//! that CPU's last switch to the end ([`OnCpuSlicer::finish`]).
 
-use profiler_common::SwitchEvent;
-use rustc_hash::{FxHashMap, FxHashSet};
+use profiler_common::OnCpuEvent;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::{Shared, event::TraceEvent};
-
-/// `prev_state` of a preempted task (`TASK_REPORT_MAX`): still runnable.
-const TASK_REPORT_MAX: i64 = 0x100;
 
 /// How a slice ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,14 +32,6 @@ impl SliceEnd {
             SliceEnd::SessionEnd => "session-end",
         }
     }
-
-    fn from_prev_state(state: i64) -> Self {
-        if state == 0 || state & TASK_REPORT_MAX != 0 {
-            SliceEnd::Preempted
-        } else {
-            SliceEnd::Blocked
-        }
-    }
 }
 
 /// One interval a thread spent on a CPU, within the session window.
@@ -56,8 +39,7 @@ impl SliceEnd {
 pub struct Slice {
     pub tgid: u32,
     pub tid: u32,
-    /// `None` for a thread that never switched during the window and whose CPU is unknown.
-    pub cpu: Option<u32>,
+    pub cpu: u32,
     pub start_ns: u64,
     pub end_ns: u64,
     pub end: SliceEnd,
@@ -65,96 +47,80 @@ pub struct Slice {
     pub clipped_start: bool,
 }
 
-/// `Open::since_ns` of a slice that began before the window (when is unknown).
-const BEFORE_WINDOW: u64 = 0;
-
-#[derive(Debug, Clone, Copy)]
-struct Open {
-    tgid: u32,
-    cpu: Option<u32>,
-    since_ns: u64,
-}
-
-/// Decodes one `SWITCH_EVENTS` record; `None` when it is short.
-pub fn decode_switch(record: &[u8]) -> Option<SwitchEvent> {
-    if record.len() < size_of::<SwitchEvent>() {
+/// Decodes one `ONCPU_EVENTS` record; `None` when it is short.
+pub fn decode_oncpu(record: &[u8]) -> Option<OnCpuEvent> {
+    if record.len() < size_of::<OnCpuEvent>() {
         return None;
     }
-    // SAFETY: the slice holds at least size_of::<SwitchEvent>() bytes (checked above);
-    // SwitchEvent is #[repr(C)] plain integers, valid for any bit pattern; read_unaligned copes
+    // SAFETY: the slice holds at least size_of::<OnCpuEvent>() bytes (checked above);
+    // OnCpuEvent is #[repr(C)] plain integers, valid for any bit pattern; read_unaligned copes
     // with the ring buffer's alignment.
-    Some(unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<SwitchEvent>()) })
+    Some(unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<OnCpuEvent>()) })
 }
 
 #[derive(Debug)]
-pub struct SwitchPairer {
+pub struct OnCpuSlicer {
     window_start_ns: u64,
     window_end_ns: u64,
-    open: FxHashMap<u32, Open>,
-    seen: FxHashSet<u32>,
-    unpaired: u64,
+    /// Per thread, the end of its last slice (guards the end-of-session slices).
+    last_end: FxHashMap<u32, u64>,
     records: u64,
 }
 
-impl SwitchPairer {
-    /// `window_start_ns`: when the switch program was attached (CLOCK_MONOTONIC).
+impl OnCpuSlicer {
+    /// `window_start_ns`: when the program was attached (CLOCK_MONOTONIC).
     pub fn new(window_start_ns: u64) -> Self {
         Self {
             window_start_ns,
             window_end_ns: u64::MAX,
-            open: FxHashMap::default(),
-            seen: FxHashSet::default(),
-            unpaired: 0,
+            last_end: FxHashMap::default(),
             records: 0,
         }
     }
 
-    /// Ends the window: later switch-ins are ignored, slices are cut here.
+    /// Ends the window: later intervals are cut here.
     pub fn close_window(&mut self, end_ns: u64) {
         self.window_end_ns = end_ns.max(self.window_start_ns);
     }
 
-    /// One context switch; `out` receives the slice it completes, if any.
-    pub fn on_switch(&mut self, ev: &SwitchEvent, out: &mut impl FnMut(Slice)) {
+    /// The slice of one record, if any of it falls in the window.
+    pub fn on_record(&mut self, ev: &OnCpuEvent) -> Option<Slice> {
         self.records += 1;
-        if ev.prev_tgid != 0 && ev.prev_tid != 0 {
-            self.switch_out(ev, out);
-        }
-        if ev.next_tgid != 0 && ev.next_tid != 0 {
-            self.switch_in(ev);
-        }
+        let end = if ev.preempted != 0 {
+            SliceEnd::Preempted
+        } else {
+            SliceEnd::Blocked
+        };
+        let slice = self.clip(ev.tgid, ev.tid, ev.cpu, ev.start_ns, ev.end_ns, end)?;
+        let last = self.last_end.entry(ev.tid).or_default();
+        *last = (*last).max(slice.end_ns);
+        Some(slice)
     }
 
-    /// Closes what is still open at the window end. `on_cpu_now`: (tgid, tid) of watched
-    /// threads on a CPU now by the scheduler accounting; those that never switched during the
-    /// window ran through all of it, on the CPU `cpu_of(tgid, tid)` tells if it can.
+    /// Slices of the threads still on a CPU at the window end. `on_cpu_now`: (tgid, tid, cpu)
+    /// of watched threads that are on a CPU by the scheduler accounting; `last_switch_ns`: per
+    /// CPU, when it last switched (0 = not since attach: the thread ran all along). A thread
+    /// whose last slice ended after that CPU's last switch is not on it: skipped.
     pub fn finish(
         &mut self,
-        on_cpu_now: impl IntoIterator<Item = (u32, u32)>,
-        cpu_of: impl Fn(u32, u32) -> Option<u32>,
-        out: &mut impl FnMut(Slice),
-    ) {
+        on_cpu_now: impl IntoIterator<Item = (u32, u32, u32)>,
+        last_switch_ns: &[u64],
+    ) -> Vec<Slice> {
         let end = self.window_end_ns;
-        let mut open: Vec<(u32, Open)> = self.open.drain().collect();
-        open.sort_unstable_by_key(|(tid, _)| *tid);
-        for (tid, o) in open {
-            self.emit(tid, o, end, SliceEnd::SessionEnd, out);
-        }
-        for (tgid, tid) in on_cpu_now {
-            if self.seen.insert(tid) {
-                let o = Open {
-                    tgid,
-                    cpu: cpu_of(tgid, tid),
-                    since_ns: BEFORE_WINDOW,
-                };
-                self.emit(tid, o, end, SliceEnd::SessionEnd, out);
+        let mut slices = Vec::new();
+        for (tgid, tid, cpu) in on_cpu_now {
+            let Some(&since) = last_switch_ns.get(cpu as usize) else {
+                continue;
+            };
+            if self.last_end.get(&tid).is_some_and(|&e| e > since) {
+                continue;
+            }
+            if let Some(s) = self.clip(tgid, tid, cpu, since, end, SliceEnd::SessionEnd) {
+                self.last_end.insert(tid, s.end_ns);
+                slices.push(s);
             }
         }
-    }
-
-    /// Pairings dropped because records were missing.
-    pub fn unpaired(&self) -> u64 {
-        self.unpaired
+        slices
     }
 
     /// Records seen.
@@ -162,60 +128,30 @@ impl SwitchPairer {
         self.records
     }
 
-    fn switch_out(&mut self, ev: &SwitchEvent, out: &mut impl FnMut(Slice)) {
-        let tid = ev.prev_tid;
-        let first = self.seen.insert(tid);
-        let end = SliceEnd::from_prev_state(ev.prev_state);
-        match self.open.remove(&tid) {
-            Some(o) if o.cpu == Some(ev.cpu) => self.emit(tid, o, ev.ts_ns, end, out),
-            Some(_) => self.unpaired += 1,
-            None if first => {
-                let o = Open {
-                    tgid: ev.prev_tgid,
-                    cpu: Some(ev.cpu),
-                    since_ns: BEFORE_WINDOW,
-                };
-                self.emit(tid, o, ev.ts_ns, end, out);
-            }
-            None => self.unpaired += 1,
-        }
-    }
-
-    fn switch_in(&mut self, ev: &SwitchEvent) {
-        let tid = ev.next_tid;
-        self.seen.insert(tid);
-        if ev.ts_ns >= self.window_end_ns {
-            return;
-        }
-        let o = Open {
-            tgid: ev.next_tgid,
-            cpu: Some(ev.cpu),
-            since_ns: ev.ts_ns,
-        };
-        if self.open.insert(tid, o).is_some() {
-            self.unpaired += 1;
-        }
-    }
-
-    fn emit(&self, tid: u32, o: Open, end_ns: u64, end: SliceEnd, out: &mut impl FnMut(Slice)) {
-        let start_ns = o.since_ns.max(self.window_start_ns);
+    fn clip(
+        &self,
+        tgid: u32,
+        tid: u32,
+        cpu: u32,
+        start_ns: u64,
+        end_ns: u64,
+        end: SliceEnd,
+    ) -> Option<Slice> {
+        let start = start_ns.max(self.window_start_ns);
         let (end_ns, end) = if end_ns > self.window_end_ns {
             (self.window_end_ns, SliceEnd::SessionEnd)
         } else {
             (end_ns, end)
         };
-        if end_ns <= start_ns {
-            return;
-        }
-        out(Slice {
-            tgid: o.tgid,
+        (end_ns > start).then_some(Slice {
+            tgid,
             tid,
-            cpu: o.cpu,
-            start_ns,
+            cpu,
+            start_ns: start,
             end_ns,
             end,
-            clipped_start: o.since_ns < self.window_start_ns,
-        });
+            clipped_start: start_ns < self.window_start_ns,
+        })
     }
 }
 
@@ -225,8 +161,7 @@ pub const SLICE_NAME: &str = "on-cpu";
 /// `args` of an on-CPU slice.
 #[derive(Debug, Serialize)]
 pub struct SliceArgs {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<u32>,
+    pub cpu: u32,
     /// How it ended: "preempted", "blocked" or "session-end".
     pub end: &'static str,
     /// It began before the session and was cut at its start.
@@ -265,204 +200,96 @@ mod tests {
     use crate::timeline::{testing::MemorySink, writer::TraceWriter};
 
     const PID: u32 = 100;
-    const BLOCKED: i64 = 1; // TASK_INTERRUPTIBLE
 
-    /// Thread `prev` (watched when `prev_w`) leaves CPU `cpu` for `next` at `ts`.
-    fn sw(ts: u64, cpu: u32, prev: u32, state: i64, next: u32) -> SwitchEvent {
-        SwitchEvent {
-            ts_ns: ts,
-            prev_state: state,
+    fn rec(start: u64, end: u64, tid: u32, cpu: u32, preempted: bool) -> OnCpuEvent {
+        OnCpuEvent {
+            start_ns: start,
+            end_ns: end,
+            tgid: PID,
+            tid,
             cpu,
-            prev_tid: prev,
-            prev_tgid: if prev >= PID { PID } else { 0 },
-            next_tid: next,
-            next_tgid: if next >= PID { PID } else { 0 },
-            _pad: 0,
+            preempted: u32::from(preempted),
         }
-    }
-
-    fn run(p: &mut SwitchPairer, events: &[SwitchEvent]) -> Vec<Slice> {
-        let mut slices = Vec::new();
-        for ev in events {
-            p.on_switch(ev, &mut |s| slices.push(s));
-        }
-        slices
     }
 
     fn span(s: &Slice) -> (u32, u32, u64, u64) {
-        (s.tid, s.cpu.unwrap_or(99), s.start_ns, s.end_ns)
+        (s.tid, s.cpu, s.start_ns, s.end_ns)
     }
 
     #[test]
-    fn pairs_switch_in_with_switch_out_per_thread() {
-        // Tids < PID are unwatched (idle = 0, another process = 7).
-        let mut p = SwitchPairer::new(1_000);
-        let slices = run(
-            &mut p,
-            &[
-                sw(1_100, 0, 0, 0, 101),
-                sw(1_150, 1, 7, BLOCKED, 102),
-                sw(1_300, 0, 101, 0, 7),
-                sw(1_400, 1, 102, BLOCKED, 101),
-                sw(1_900, 1, 101, BLOCKED, 0),
-            ],
-        );
-        let spans: Vec<_> = slices.iter().map(span).collect();
-        assert_eq!(
-            spans,
-            vec![
-                (101, 0, 1_100, 1_300),
-                (102, 1, 1_150, 1_400),
-                (101, 1, 1_400, 1_900)
-            ]
-        );
-        assert_eq!(slices[0].end, SliceEnd::Preempted);
-        assert_eq!(slices[1].end, SliceEnd::Blocked);
-        assert!(slices.iter().all(|s| s.tgid == PID && !s.clipped_start));
-        assert_eq!(p.unpaired(), 0);
-        assert_eq!(p.records(), 5);
+    fn a_record_is_a_whole_slice() {
+        let mut p = OnCpuSlicer::new(1_000);
+        let a = p.on_record(&rec(1_100, 1_300, 101, 0, true)).unwrap();
+        let b = p.on_record(&rec(1_150, 1_400, 102, 1, false)).unwrap();
+        assert_eq!(span(&a), (101, 0, 1_100, 1_300));
+        assert_eq!(a.end, SliceEnd::Preempted);
+        assert_eq!(span(&b), (102, 1, 1_150, 1_400));
+        assert_eq!(b.end, SliceEnd::Blocked);
+        assert!(!a.clipped_start && !b.clipped_start);
+        assert_eq!(p.records(), 2);
     }
 
     #[test]
-    fn a_thread_first_seen_leaving_a_cpu_ran_since_the_window_start() {
-        let mut p = SwitchPairer::new(1_000);
-        let slices = run(&mut p, &[sw(1_250, 1, 101, BLOCKED, 0)]);
-        assert_eq!(slices.len(), 1);
-        assert_eq!(span(&slices[0]), (101, 1, 1_000, 1_250));
-        assert!(slices[0].clipped_start);
+    fn intervals_from_before_the_window_start_at_it() {
+        let mut p = OnCpuSlicer::new(1_000);
+        // The CPU had not switched since attach: the thread ran since before.
+        let a = p.on_record(&rec(0, 1_250, 101, 1, false)).unwrap();
+        assert_eq!(span(&a), (101, 1, 1_000, 1_250));
+        assert!(a.clipped_start);
+        let b = p.on_record(&rec(990, 1_100, 102, 0, false)).unwrap();
+        assert_eq!(span(&b), (102, 0, 1_000, 1_100));
+        assert!(b.clipped_start);
+        // Entirely before the window (a record from just before the attach completed).
+        assert_eq!(p.on_record(&rec(900, 950, 103, 0, false)), None);
+        assert_eq!(p.records(), 3);
     }
 
     #[test]
-    fn records_from_before_the_window_are_clipped() {
-        let mut p = SwitchPairer::new(1_000);
-        let slices = run(
-            &mut p,
-            &[
-                // Entirely before the window: nothing.
-                sw(900, 0, 0, 0, 101),
-                sw(950, 0, 101, BLOCKED, 0),
-                // Straddles the window start.
-                sw(990, 0, 0, 0, 101),
-                sw(1_100, 0, 101, BLOCKED, 0),
-            ],
-        );
-        assert_eq!(
-            slices.iter().map(span).collect::<Vec<_>>(),
-            [(101, 0, 1_000, 1_100)]
-        );
-        assert!(slices[0].clipped_start);
-    }
-
-    #[test]
-    fn open_slices_close_at_the_window_end() {
-        let mut p = SwitchPairer::new(1_000);
-        let mut slices = run(&mut p, &[sw(1_500, 0, 0, 0, 101)]);
+    fn intervals_past_the_window_end_are_cut() {
+        let mut p = OnCpuSlicer::new(1_000);
         p.close_window(2_000);
-        // A switch-out after the end is cut at the end; a switch-in after it opens nothing.
-        slices.extend(run(
-            &mut p,
-            &[sw(2_100, 0, 101, 0, 102), sw(2_200, 1, 0, 0, 103)],
-        ));
-        p.finish([], |_, _| None, &mut |s| slices.push(s));
-        assert_eq!(
-            slices.iter().map(span).collect::<Vec<_>>(),
-            [(101, 0, 1_500, 2_000)]
-        );
-        assert_eq!(slices[0].end, SliceEnd::SessionEnd);
+        let a = p.on_record(&rec(1_500, 2_100, 101, 0, true)).unwrap();
+        assert_eq!(span(&a), (101, 0, 1_500, 2_000));
+        assert_eq!(a.end, SliceEnd::SessionEnd);
+        assert_eq!(p.on_record(&rec(2_050, 2_100, 101, 0, true)), None);
     }
 
     #[test]
-    fn finish_closes_running_threads_and_covers_threads_that_never_switched() {
-        let mut p = SwitchPairer::new(1_000);
-        let mut slices = run(&mut p, &[sw(1_200, 0, 0, 0, 101)]);
+    fn threads_on_a_cpu_at_the_end_run_from_its_last_switch() {
+        let mut p = OnCpuSlicer::new(1_000);
+        p.on_record(&rec(1_100, 1_200, 101, 0, true)).unwrap();
         p.close_window(3_000);
-        // 101 is open; 105 never switched and is on CPU 1; 101 is also listed (no double).
-        let cpu_of = |_, tid| (tid == 105).then_some(1);
-        p.finish([(PID, 101), (PID, 105), (PID, 106)], cpu_of, &mut |s| {
-            slices.push(s)
-        });
-        let spans: Vec<_> = slices.iter().map(span).collect();
-        assert_eq!(
-            spans,
-            [
-                (101, 0, 1_200, 3_000),
-                (105, 1, 1_000, 3_000),
-                (106, 99, 1_000, 3_000)
-            ]
-        );
-        assert!(slices.iter().all(|s| s.end == SliceEnd::SessionEnd));
+        // 101 got CPU 0 again at 1_500; 105 runs on CPU 1, which never switched since attach;
+        // 106's CPU index is unknown to the map.
+        let end = p.finish([(PID, 101, 0), (PID, 105, 1), (PID, 106, 7)], &[1_500, 0]);
+        let spans: Vec<_> = end.iter().map(span).collect();
+        assert_eq!(spans, [(101, 0, 1_500, 3_000), (105, 1, 1_000, 3_000)]);
+        assert!(end.iter().all(|s| s.end == SliceEnd::SessionEnd));
+        assert!(!end[0].clipped_start && end[1].clipped_start);
     }
 
     #[test]
-    fn a_thread_seen_switching_is_not_given_a_whole_window_slice() {
-        let mut p = SwitchPairer::new(1_000);
-        let mut slices = run(
-            &mut p,
-            &[sw(1_200, 0, 0, 0, 101), sw(1_300, 0, 101, BLOCKED, 0)],
-        );
+    fn a_thread_that_left_its_cpu_after_the_last_switch_is_not_running() {
+        // The scheduler accounting says 101 is on CPU 0, but its last slice ended after CPU 0's
+        // last switch as the map shows it (the two disagree): no slice is invented.
+        let mut p = OnCpuSlicer::new(1_000);
+        p.on_record(&rec(1_100, 1_900, 101, 0, false)).unwrap();
         p.close_window(3_000);
-        p.finish([(PID, 101)], |_, _| Some(0), &mut |s| slices.push(s));
-        assert_eq!(
-            slices.iter().map(span).collect::<Vec<_>>(),
-            [(101, 0, 1_200, 1_300)]
-        );
-    }
-
-    #[test]
-    fn lost_records_drop_the_pairing_instead_of_guessing() {
-        let mut p = SwitchPairer::new(1_000);
-        let slices = run(
-            &mut p,
-            &[
-                sw(1_100, 0, 0, 0, 101),
-                sw(1_200, 0, 101, BLOCKED, 0),
-                // Switch-in lost: this switch-out has nothing to close.
-                sw(1_400, 1, 101, BLOCKED, 0),
-                sw(1_500, 0, 0, 0, 101),
-                // Switch-out lost: a second switch-in replaces the first.
-                sw(1_700, 1, 0, 0, 101),
-                sw(1_800, 1, 101, 0, 0),
-                // A switch-out on another CPU than the switch-in.
-                sw(1_900, 0, 0, 0, 101),
-                sw(2_000, 1, 101, 0, 0),
-            ],
-        );
-        assert_eq!(
-            slices.iter().map(span).collect::<Vec<_>>(),
-            [(101, 0, 1_100, 1_200), (101, 1, 1_700, 1_800)]
-        );
-        assert_eq!(p.unpaired(), 3);
-    }
-
-    #[test]
-    fn one_record_can_end_one_slice_and_start_another() {
-        let mut p = SwitchPairer::new(0);
-        let slices = run(
-            &mut p,
-            &[
-                sw(10, 0, 0, 0, 101),
-                sw(20, 0, 101, 0, 102),
-                sw(35, 0, 102, BLOCKED, 101),
-            ],
-        );
-        assert_eq!(
-            slices.iter().map(span).collect::<Vec<_>>(),
-            [(101, 0, 10, 20), (102, 0, 20, 35)]
-        );
+        assert_eq!(p.finish([(PID, 101, 0)], &[1_800]), vec![]);
     }
 
     #[test]
     fn decodes_records_and_rejects_short_ones() {
-        let ev = sw(42, 1, 101, BLOCKED, 102);
-        // SAFETY: SwitchEvent is #[repr(C)] plain data; viewing it as bytes is sound.
+        let ev = rec(42, 84, 101, 1, true);
+        // SAFETY: OnCpuEvent is #[repr(C)] plain data; viewing it as bytes is sound.
         let bytes = unsafe {
             std::slice::from_raw_parts(
-                (&ev as *const SwitchEvent).cast::<u8>(),
-                size_of::<SwitchEvent>(),
+                (&ev as *const OnCpuEvent).cast::<u8>(),
+                size_of::<OnCpuEvent>(),
             )
         };
-        assert_eq!(decode_switch(bytes), Some(ev));
-        assert_eq!(decode_switch(&bytes[..8]), None);
+        assert_eq!(decode_oncpu(bytes), Some(ev));
+        assert_eq!(decode_oncpu(&bytes[..8]), None);
     }
 
     #[test]
@@ -472,7 +299,7 @@ mod tests {
         let s = Slice {
             tgid: PID,
             tid: 101,
-            cpu: Some(1),
+            cpu: 1,
             start_ns: 2_000,
             end_ns: 7_500,
             end: SliceEnd::Blocked,
