@@ -276,8 +276,8 @@ pub struct CudaArgs {
 pub struct TimelineArgs {
     /// Write a timeline to FILE (trace-event JSON; open it in ui.perfetto.dev or
     /// chrome://tracing): per thread its on-CPU slices and CUDA calls, per process its HTTP
-    /// requests. Adds a context-switch probe for the session (≈ 0.1–0.3 µs per switch of a
-    /// watched thread).
+    /// requests. Adds a context-switch probe for the session (measured ≈ 0.2 µs per context
+    /// switch on the machine, ≈ 0.3 µs for a watched thread's; docs/timeline.md).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// Stop adding events to --trace after this many; the file stays valid and stderr says

@@ -251,3 +251,45 @@ fn announce(s: &TimelineSummary, path: &std::path::Path, quiet: bool) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("profiler").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn trace_is_off_by_default_with_a_million_event_limit() {
+        let Command::Attach(a) = parse(&["attach", "--pid", "1"]).unwrap().command else {
+            panic!("not attach")
+        };
+        assert_eq!(a.output.timeline.trace, None);
+        assert_eq!(a.output.timeline.trace_limit, 1_000_000);
+    }
+
+    #[test]
+    fn run_and_attach_take_trace_and_its_limit() {
+        let cli = parse(&["run", "--trace", "t.json", "--trace-limit", "10", "--", "x"]).unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.output.timeline.trace.as_deref(), Some("t.json".as_ref()));
+        assert_eq!(r.output.timeline.trace_limit, 10);
+        let cli = parse(&["attach", "--pid", "1", "--no-http", "--trace", "t.json"]).unwrap();
+        let Command::Attach(a) = cli.command else {
+            panic!("not attach")
+        };
+        assert!(a.output.timeline.trace.is_some() && a.output.http.no_http);
+    }
+
+    #[test]
+    fn a_limit_needs_a_trace_and_must_be_positive() {
+        assert!(parse(&["attach", "--pid", "1", "--trace-limit", "10"]).is_err());
+        assert!(parse(&["attach", "--pid", "1", "--trace", "t", "--trace-limit", "0"]).is_err());
+        assert!(parse(&["attach", "--pid", "1", "--trace", "t", "--trace-limit", "x"]).is_err());
+    }
+}
