@@ -24,16 +24,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start() -> Self {
+    /// A daemon serving on a free loopback port with `select` (what it profiles).
+    fn start(select: &[&str]) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
-        let mut profiler = Profiler::start(&[
-            "daemon",
-            "--listen",
-            &addr,
-            "--match",
-            &format!("comm=^{COMM}$"),
-            "--no-cuda-discovery",
-        ]);
+        let mut args = vec!["daemon", "--listen", &addr];
+        args.extend(select);
+        let mut profiler = Profiler::start(&args);
         profiler.wait_attached();
         Self {
             profiler: Some(profiler),
@@ -119,7 +115,8 @@ fn daemon_discovers_forgets_and_stays_bounded() {
     let dir = TempDir::new(&format!("daemon-{}", free_port()));
     let bin = dir.path().join(COMM);
     symlink("/bin/sleep", &bin).expect("symlink sleep");
-    let daemon = Daemon::start();
+    let select = format!("comm=^{COMM}$");
+    let daemon = Daemon::start(&["--match", &select, "--no-cuda-discovery"]);
     let programs = our_programs();
 
     // Two workloads started after the daemon.
@@ -201,4 +198,171 @@ fn daemon_discovers_forgets_and_stays_bounded() {
             "short-lived pid {pid} was never watched"
         );
     }
+}
+
+/// A cgroup laid out like a Kubernetes container's (cgroupfs driver:
+/// `kubepods/besteffort/pod<uid>/<container id>`), removed on drop.
+struct FakePodCgroup {
+    leaf: PathBuf,
+    /// The directories this test created (removed on drop, deepest first).
+    dirs: Vec<PathBuf>,
+}
+
+const POD_UID: &str = "3f2a9c1e-7b4d-4e8f-9a0b-1c2d3e4f5a6b";
+const CONTAINER_ID: &str = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d";
+
+impl FakePodCgroup {
+    /// Under the unified (v2) hierarchy: the root on a pure cgroup v2 host, `unified/` on a
+    /// hybrid one; None when neither exists.
+    fn create() -> Option<Self> {
+        let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.join("cgroup.procs").exists())?;
+        let mut dirs = Vec::new();
+        let mut path = root;
+        for part in [
+            "kubepods".to_string(),
+            "besteffort".to_string(),
+            format!("pod{POD_UID}"),
+            CONTAINER_ID.to_string(),
+        ] {
+            path = path.join(part);
+            if !path.exists() {
+                std::fs::create_dir(&path).ok()?;
+                dirs.push(path.clone());
+            }
+        }
+        Some(Self { leaf: path, dirs })
+    }
+
+    fn procs(&self) -> PathBuf {
+        self.leaf.join("cgroup.procs")
+    }
+}
+
+impl Drop for FakePodCgroup {
+    fn drop(&mut self) {
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// A child killed and reaped however the test ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The value of `label` on the first sample of `metric` for `pid`.
+fn label_of(text: &str, metric: &str, pid: u32, label: &str) -> Option<String> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{metric}{{")) && l.contains(&format!("pid=\"{pid}\"")))?;
+    let start = line.find(&format!("{label}=\""))? + label.len() + 2;
+    let end = start + line[start..].find('"')?;
+    Some(line[start..end].to_string())
+}
+
+/// A server in a pod-like cgroup and mount namespace (service-account namespace file, HOSTNAME
+/// = pod name), found by its listening port: its series carry the container and pod labels,
+/// and the requests wrk makes are counted.
+#[test]
+fn daemon_labels_a_pod_found_by_port() {
+    if !privileged("daemon_labels_a_pod_found_by_port") {
+        return;
+    }
+    let Some(cgroup) = FakePodCgroup::create() else {
+        profiler_tests::record_skip(
+            "daemon_labels_a_pod_found_by_port",
+            "no writable unified cgroup hierarchy",
+        );
+        return;
+    };
+    let port = free_port();
+    let port_s = port.to_string();
+    let daemon = Daemon::start(&["--port", &port_s, "--no-cuda-discovery"]);
+    let script = format!(
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io/serviceaccount && \
+         echo team-a > /run/secrets/kubernetes.io/serviceaccount/namespace && \
+         echo $$ > {} && exec env HOSTNAME=llm-server-7d9f-x2 {} --port {port}",
+        cgroup.procs().display(),
+        profiler_tests::http::package_bin("http-server").display()
+    );
+    let mut server = KillOnDrop(
+        Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the server through unshare"),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.0.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("server output");
+    assert_eq!(line.trim(), format!("listening on {port}"));
+    let pid = server.0.id();
+    let found = within(Duration::from_secs(5), || {
+        label_of(
+            &daemon.metrics(),
+            "profiler_sched_oncpu_seconds_total",
+            pid,
+            "pid",
+        )
+        .is_some()
+    });
+    println!("server found by its port after {found:?}");
+    assert!(
+        found.is_some(),
+        "no series for pid {pid}:\n{}",
+        daemon.metrics()
+    );
+    let m = daemon.metrics();
+    let label = |l| label_of(&m, "profiler_sched_oncpu_seconds_total", pid, l);
+    assert_eq!(label("comm").as_deref(), Some("http-server"));
+    assert_eq!(label("container_id").as_deref(), Some(CONTAINER_ID));
+    assert_eq!(label("pod_uid").as_deref(), Some(POD_UID));
+    assert_eq!(label("pod").as_deref(), Some("llm-server-7d9f-x2"));
+    assert_eq!(label("namespace").as_deref(), Some("team-a"));
+
+    let r = profiler_tests::http::wrk(
+        &format!("http://127.0.0.1:{port}/delay?ms=0-2"),
+        2,
+        50,
+        true,
+    );
+    assert_eq!(r.requests, 100);
+    let count = || {
+        daemon
+            .metrics()
+            .lines()
+            .filter(|l| {
+                l.starts_with("http_server_request_duration_seconds_count{")
+                    && l.contains(&format!("pid=\"{pid}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let counted = within(Duration::from_secs(5), || count() >= 100.0);
+    println!("requests exported: {} (wrk: {})", count(), r.requests);
+    assert!(counted.is_some());
+    assert_eq!(count(), 100.0);
+    drop(server);
+    daemon.stop();
 }

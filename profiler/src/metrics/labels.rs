@@ -44,11 +44,18 @@ impl ProcIdentity {
                 .ok()
                 .and_then(|env| env_value(&env, "HOSTNAME"))
                 .unwrap_or_default();
-            namespace = fs::read_to_string(format!(
-                "/proc/{pid}/root/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-            ))
-            .map(|n| n.trim().to_string())
-            .unwrap_or_default();
+            // /var/run is usually a symlink to /run, and an absolute symlink under
+            // /proc/<pid>/root resolves against *our* root: try both spellings.
+            namespace = ["var/run", "run"]
+                .iter()
+                .find_map(|dir| {
+                    fs::read_to_string(format!(
+                        "/proc/{pid}/root/{dir}/secrets/kubernetes.io/serviceaccount/namespace"
+                    ))
+                    .ok()
+                })
+                .map(|n| n.trim().to_string())
+                .unwrap_or_default();
         }
         Self {
             pid: pid.to_string(),
