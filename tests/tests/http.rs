@@ -121,14 +121,17 @@ fn nginx_keepalive_c1_count_and_latency() {
     let nginx = Nginx::start(STATIC_FILES, false);
     // The p50 comparison is against the client's clock, which a host hiccup (this is a VM
     // sharing its cores with wrk and the profiler) inflates more than the server's: one
-    // disturbed run is repeated once; counts and upper bounds are checked on every run.
-    for attempt in 1..=2 {
+    // disturbed run is repeated; counts and upper bounds are checked on every run. (A fresh-clone
+    // CI run on 2026-11-23 saw the client's p50 at 357 and 323 µs in two runs back to back, the
+    // server's at 67 µs both times, while the same test alone gave client 117–151 µs: hence
+    // three runs.)
+    for attempt in 1..=3 {
         if nginx_c1_run(&nginx) {
             return;
         }
         println!("attempt {attempt}: p50 disagreed with the client's");
     }
-    panic!("latency p50 disagreed with the client's in two runs");
+    panic!("latency p50 disagreed with the client's in three runs");
 }
 
 /// One run of `nginx_keepalive_c1_count_and_latency`; returns whether p50 agreed.
