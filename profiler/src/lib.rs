@@ -15,6 +15,7 @@ pub mod error;
 pub mod gpu;
 pub mod hardware;
 pub mod http;
+pub mod http_capture;
 pub mod live;
 pub mod metrics;
 pub mod observe;

@@ -11,7 +11,6 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use profiler_common::NetConfig;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
@@ -20,19 +19,17 @@ use crate::{
     daemon,
     discovery::Discovery,
     hardware::{HardwareCapture, Workload},
+    http_capture::HttpCapture,
     live::LiveView,
     metrics::{
         Exporter,
         feed::{self, FeedInputs},
-        state::ProbeRow,
     },
     preflight,
-    probes::{Probes, SCHED_PROBES, SOCK_LENGTH_PROBES, SOCK_PROBES, SOCK_STATE_PROBES},
+    probes::{Probes, SCHED_PROBES},
     procstat,
-    report::{self, AgentUsage, EndReason, Health, HttpSection, ReportInputs},
-    requests::{RequestStats, SlaTargets},
+    report::{self, AgentUsage, EndReason, Health, ReportInputs},
     sched::{initial_stats, monotonic_ns},
-    sockets::SocketAnalyzer,
     targets,
     timeline::Timeline,
     tracefs,
@@ -58,68 +55,6 @@ const SOCK_DRAIN: Duration = Duration::from_millis(10);
 /// process makes between mapping a CUDA library and the next scan are not seen.
 const CUDA_SCAN: Duration = Duration::from_millis(250);
 
-/// The socket side of a session: how sockets are classified and the analyzer of their traffic.
-struct HttpCapture {
-    analyzer: SocketAnalyzer,
-    fd_table_only: bool,
-    capture_bytes: u32,
-}
-
-impl HttpCapture {
-    /// Attaches the socket probes (seeding the known sockets in fd-table mode) and sets up the
-    /// analysis.
-    fn start(
-        probes: &mut Probes,
-        tracker: &Tracker,
-        net: &NetConfig,
-        args: &HttpArgs,
-        event_log: Option<Box<dyn Write>>,
-        mono_to_unix_ns: i128,
-    ) -> Result<Self> {
-        let fd_table_only = net.fd_table_only != 0;
-        if fd_table_only {
-            for &pid in tracker.procs.keys() {
-                for fd in procstat::socket_fds(pid) {
-                    probes.mark_socket(pid, fd)?;
-                }
-            }
-        } else {
-            probes.attach(SOCK_LENGTH_PROBES)?;
-        }
-        probes.attach(SOCK_STATE_PROBES)?;
-        probes.attach(SOCK_PROBES)?;
-        let stats = RequestStats::new(SlaTargets {
-            p99: args.sla_p99,
-            ttft: args.sla_ttft,
-        });
-        Ok(Self {
-            analyzer: SocketAnalyzer::new(stats, event_log, mono_to_unix_ns),
-            fd_table_only,
-            capture_bytes: net.capture_bytes,
-        })
-    }
-
-    /// Drains the last events and summarises the session's requests.
-    fn finish(&mut self, probes: &mut Probes, duration_s: f64) -> HttpSection {
-        drain(probes, self);
-        self.analyzer.finish();
-        HttpSection {
-            requests: self.analyzer.stats.report(duration_s),
-            socket_classification: if self.fd_table_only {
-                "fd-table"
-            } else {
-                "socket-tracepoints"
-            },
-            capture_bytes: self.capture_bytes,
-            events_lost: probes.sock_events_lost(),
-            calls_evicted: probes.active_calls_evicted(),
-            analysis: self.analyzer.counters(),
-            endpoints: self.analyzer.endpoints(),
-            connections: self.analyzer.connections(),
-        }
-    }
-}
-
 pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     opts.validate().map_err(|m| usage!("{m}"))?;
     preflight::require_tracing_host()?;
@@ -127,7 +62,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
     let output = open_output(opts.output.as_deref())?;
     let event_log = open_event_log(&opts.http)?;
     // Bound before anything is attached, so a taken port fails fast.
-    let exporter = start_exporter(&opts)?;
+    let exporter = feed::start_exporter(&opts.metrics)?;
 
     let mut target = target;
     let (roots, gated) = match &mut target {
@@ -373,10 +308,6 @@ fn unix_now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-fn drain(probes: &mut Probes, http: &mut HttpCapture) {
-    probes.drain_sock_events(|bytes, addrs| http.analyzer.on_record(bytes, addrs));
-}
-
 fn announce(
     tracker: &Tracker,
     probes: &Probes,
@@ -464,7 +395,7 @@ async fn sample_until_end(
             _ = tick.tick() => {
                 collect(probes, tracker, started);
                 let requests = http.as_mut().map(|h| {
-                    drain(probes, h);
+                    h.drain(probes);
                     h.analyzer.update_gauges();
                     h.analyzer.stats.take_interval()
                 });
@@ -492,7 +423,7 @@ async fn sample_until_end(
                     t.drain(probes);
                 }
                 if let Some(h) = http.as_mut() {
-                    drain(probes, h);
+                    h.drain(probes);
                 }
                 if let Some(c) = cuda.as_mut() {
                     c.drain(probes);
@@ -524,20 +455,6 @@ async fn sample_until_end(
     }
 }
 
-/// Starts the `/metrics` endpoint when `--listen` asks for it.
-fn start_exporter(opts: &OutputArgs) -> Result<Option<Exporter>> {
-    let Some(addr) = opts.metrics.listen else {
-        return Ok(None);
-    };
-    let node = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty());
-    let (exporter, server) = Exporter::start(addr, opts.metrics.caps(), node)?;
-    eprintln!(
-        "profiler: serving Prometheus metrics on http://{}/metrics",
-        server.addr
-    );
-    Ok(Some(exporter))
-}
-
 /// Hands this interval's figures to the exporter.
 fn export(
     exporter: &Exporter,
@@ -554,39 +471,9 @@ fn export(
             tracker,
             hardware,
             active_requests: active.as_ref(),
-            probes: probe_rows(probes, http.is_some()),
+            probes: feed::probe_rows(probes, http.is_some()),
         },
     );
-}
-
-/// Self-observability rows: events lost per ring, run time per eBPF program.
-fn probe_rows(probes: &Probes, http: bool) -> Vec<ProbeRow> {
-    let mut rows = Vec::new();
-    if http {
-        rows.push(ProbeRow {
-            probe: "sock".into(),
-            events_lost: Some(probes.sock_events_lost()),
-            ..ProbeRow::default()
-        });
-    }
-    rows.push(ProbeRow {
-        probe: "cuda".into(),
-        events_lost: Some(probes.cuda_events_lost()),
-        ..ProbeRow::default()
-    });
-    let stats_on = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
-        .is_ok_and(|v| v.trim() == "1");
-    if stats_on {
-        for (name, run_ns, runs) in probes.program_stats() {
-            rows.push(ProbeRow {
-                probe: name,
-                events_lost: None,
-                run_ns: Some(run_ns),
-                runs: Some(runs),
-            });
-        }
-    }
-    rows
 }
 
 /// Starts watching `pid`: the kernel side counts its threads from now on (seeded with their

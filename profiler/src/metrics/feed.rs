@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Result;
+
 use crate::{
+    cli::MetricsArgs,
     counters::{arith::CounterTotals, events::EventId},
     gpu::{GpuSample, sample::REASONS},
     hardware::HardwareCapture,
@@ -11,6 +14,7 @@ use crate::{
         Exporter,
         state::{GpuRow, ProbeRow, ProcTotals},
     },
+    probes::Probes,
     report::AgentUsage,
     tracker::Tracker,
 };
@@ -209,4 +213,48 @@ pub fn refresh(exporter: &Exporter, inputs: FeedInputs<'_>) {
     state.agent_cpu_s = agent.cpu_s;
     state.agent_rss_bytes =
         crate::procstat::sample(std::process::id()).map_or(agent.max_rss_bytes, |s| s.rss_bytes);
+}
+
+/// Starts the `/metrics` endpoint when `--listen` asks for it.
+pub fn start_exporter(args: &MetricsArgs) -> Result<Option<Exporter>> {
+    let Some(addr) = args.listen else {
+        return Ok(None);
+    };
+    let node = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty());
+    let (exporter, server) = Exporter::start(addr, args.caps(), node)?;
+    eprintln!(
+        "profiler: serving Prometheus metrics on http://{}/metrics",
+        server.addr
+    );
+    Ok(Some(exporter))
+}
+
+/// Self-observability rows: events lost per ring, run time per eBPF program.
+pub fn probe_rows(probes: &Probes, http: bool) -> Vec<ProbeRow> {
+    let mut rows = Vec::new();
+    if http {
+        rows.push(ProbeRow {
+            probe: "sock".into(),
+            events_lost: Some(probes.sock_events_lost()),
+            ..ProbeRow::default()
+        });
+    }
+    rows.push(ProbeRow {
+        probe: "cuda".into(),
+        events_lost: Some(probes.cuda_events_lost()),
+        ..ProbeRow::default()
+    });
+    let stats_on = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+        .is_ok_and(|v| v.trim() == "1");
+    if stats_on {
+        for (name, run_ns, runs) in probes.program_stats() {
+            rows.push(ProbeRow {
+                probe: name,
+                events_lost: None,
+                run_ns: Some(run_ns),
+                runs: Some(runs),
+            });
+        }
+    }
+    rows
 }
