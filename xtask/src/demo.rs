@@ -39,7 +39,21 @@ pub fn run() -> Result<()> {
     print!("{banner}");
     let pid = workload.id().to_string();
     let profiler = bin.join("profiler");
-    let args = ["attach", "--pid", &pid, "--duration", "10s"];
+    let listen = "127.0.0.1:19464";
+    let trace = root().join("target/demo/trace.json");
+    std::fs::create_dir_all(root().join("target/demo")).context("creating target/demo")?;
+    let trace_arg = trace.to_string_lossy().into_owned();
+    let args = [
+        "attach",
+        "--pid",
+        &pid,
+        "--duration",
+        "10s",
+        "--listen",
+        listen,
+        "--trace",
+        &trace_arg,
+    ];
     let mut cmd = if is_root() {
         let mut c = Command::new(&profiler);
         c.args(args);
@@ -51,7 +65,21 @@ pub fn run() -> Result<()> {
         c
     };
     println!("$ profiler {}", args.join(" "));
+    // Halfway through, show what Prometheus would scrape.
+    let scraper = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(8));
+        scrape_excerpt(listen)
+    });
     let result = shell::run(&mut cmd);
+    if let Ok(Some(excerpt)) = scraper.join() {
+        println!("\n$ curl http://{listen}/metrics   # excerpt, scraped 8 s in\n{excerpt}");
+    }
+    if trace.exists() {
+        println!(
+            "timeline written to {} (open it in https://ui.perfetto.dev)",
+            trace.display()
+        );
+    }
     let _ = workload.kill();
     let _ = workload.wait();
     result
@@ -70,4 +98,27 @@ fn stand_in_driver() -> Result<Option<PathBuf>> {
     }
     let lib_dir = root().join("target/demo");
     bench_cuda::build_stub_library("stub_cuda.c", "libcuda.so.1", &lib_dir).map(Some)
+}
+
+/// A few lines of the profiler's /metrics (plain HTTP/1.0 GET, no client library needed).
+fn scrape_excerpt(addr: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: demo\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    let wanted = [
+        "http_server_request_duration_seconds_count",
+        "gen_ai_server_time_to_first_token_seconds_count",
+        "profiler_cuda_kernel_launches_total",
+        "profiler_sched_oncpu_seconds_total",
+    ];
+    let lines: Vec<&str> = body
+        .lines()
+        .filter(|l| wanted.iter().any(|w| l.starts_with(w)))
+        .take(8)
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
