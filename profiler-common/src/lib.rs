@@ -43,6 +43,10 @@ pub struct ThreadStats {
     pub runnable_since_ns: u64,
     pub runq_hist: [u64; RUNQ_BUCKETS],
     pub comm: [u8; COMM_LEN],
+    /// The kernel's `se.sum_exec_runtime` of the thread when it last left (or, first, entered)
+    /// the CPU (0 = not known yet): with the raw `sched_switch`, on-CPU time is the growth of
+    /// this runtime, so a switch-in that was not seen loses nothing.
+    pub runtime_base_ns: u64,
 }
 
 impl ThreadStats {
@@ -61,6 +65,7 @@ impl ThreadStats {
             runnable_since_ns: 0,
             runq_hist: [0; RUNQ_BUCKETS],
             comm: [0; COMM_LEN],
+            runtime_base_ns: 0,
         }
     }
 }
@@ -81,6 +86,14 @@ pub struct TracepointOffsets {
     pub migrate_pid: u32,
     pub newtask_pid: u32,
     pub newtask_clone_flags: u32,
+    /// Byte offset of `pid` in `struct task_struct`, from kernel BTF (0 = unknown: the raw
+    /// `sched_switch` program is not attached and the perf-event one is used instead).
+    pub task_pid: u32,
+    /// Byte offset of `tgid` in `struct task_struct`, from kernel BTF (with `task_pid`).
+    pub task_tgid: u32,
+    /// Byte offset of `se.sum_exec_runtime` in `struct task_struct`, from kernel BTF (0 =
+    /// unknown: on-CPU time is then measured from switch to switch).
+    pub task_sum_exec_runtime: u32,
 }
 
 /// Indexes into the `COUNTERS` array map: the programs' own health counters.
@@ -102,7 +115,11 @@ pub mod counter {
     pub const CUDA_CALLS_UNFINISHED: u32 = 6;
     /// On-CPU records (`--trace`) dropped because `ONCPU_EVENTS` was full.
     pub const ONCPU_EVENTS_LOST: u32 = 7;
-    pub const LEN: u32 = 8;
+    /// Switch-outs of a tracked thread whose switch-in had not been seen (the on-CPU interval
+    /// before it is lost): the perf-event `sched_switch` skipped it, or the thread was seeded
+    /// as sleeping from /proc just before it ran.
+    pub const SWITCH_INS_MISSED: u32 = 8;
+    pub const LEN: u32 = 9;
 }
 
 /// One interval a thread of a watched process spent on a CPU, written when it was switched out,

@@ -30,6 +30,9 @@ static TP_OFFSETS: TracepointOffsets = TracepointOffsets {
     migrate_pid: 0,
     newtask_pid: 0,
     newtask_clone_flags: 0,
+    task_pid: 0,
+    task_tgid: 0,
+    task_sum_exec_runtime: 0,
 };
 
 #[inline(always)]

@@ -6,7 +6,10 @@
 
 use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
-    helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_probe_read_kernel,
+    },
     macros::{map, raw_tracepoint, tracepoint},
     maps::{PerCpuArray, RingBuf},
     programs::{RawTracePointContext, TracePointContext},
@@ -28,9 +31,31 @@ pub static LAST_SWITCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 /// `prev_state` value the kernel reports for a preempted task (`TASK_REPORT_MAX`).
 const TASK_REPORT_MAX: i64 = 0x100;
 
+/// Bits of a task's raw `__state` that the `sched_switch` tracepoint reports as a sleep:
+/// `TASK_REPORT` (0x7f) plus `TASK_DEAD` (0x80, reported through `exit_state`). A raw state
+/// with none of them (running, or e.g. `TASK_FROZEN` alone) reads as 0 in the tracepoint.
+const TASK_REPORTED_STATES: u64 = 0xff;
+
+/// Scheduler accounting, perf-event tracepoint version: the **fallback** for kernels where
+/// `sched_switch_raw` cannot be attached (no task_struct offsets in BTF, or no `prev_state`
+/// argument before 5.18). On-CPU time runs from switch-in to switch-out here, so a switch-in
+/// that is not seen loses the thread's whole next interval.
 #[tracepoint]
 pub fn sched_switch(ctx: TracePointContext) -> u32 {
     let _ = try_sched_switch(&ctx);
+    0
+}
+
+/// Scheduler accounting, the default: same state machine as `sched_switch`, driven by the raw
+/// tracepoint `TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
+/// unsigned int prev_state)` (prev_state since 5.18; attaching fails before that, as the
+/// program reads four arguments). `current` is still `prev`; the incoming thread's tid and tgid
+/// are read from `next`, and on-CPU time is the growth of the kernel's `se.sum_exec_runtime`
+/// between switch-outs (offsets from BTF), so a switch-in that never arrives (on the dev VM the
+/// kernel emits none for switches away from pid 1's threads) costs nothing.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch_raw(ctx: RawTracePointContext) -> i32 {
+    try_switch_raw(&ctx);
     0
 }
 
@@ -78,7 +103,14 @@ fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i32> {
     if prev_pid != 0 {
         // A failure on the way out must not cost the incoming thread its switch-in: that
         // would lose its whole next on-CPU interval.
-        let _ = switch_out(ctx, prev_pid, now);
+        let _ = switch_out(prev_pid, now, || {
+            // SAFETY: offset from the format file; a long in every kernel we support.
+            let state = unsafe { ctx.read_at::<i64>(off.switch_prev_state as usize)? };
+            // SAFETY: offset from the format file; char[16] in every kernel we support.
+            let comm = unsafe { ctx.read_at::<[u8; COMM_LEN]>(off.switch_prev_comm as usize)? };
+            // Preemption and yield keep the task runnable (state 0 or TASK_REPORT_MAX).
+            Ok((state == 0 || state & TASK_REPORT_MAX != 0, comm, 0))
+        });
     }
     if next_pid != 0 {
         switch_in(next_pid, now);
@@ -86,9 +118,80 @@ fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i32> {
     Ok(())
 }
 
-fn switch_out(ctx: &TracePointContext, tid: u32, now: u64) -> Result<(), i32> {
-    let stats = match THREAD_STATS.get_ptr_mut(tid) {
-        Some(stats) => stats,
+fn try_switch_raw(ctx: &RawTracePointContext) {
+    let now = monotonic_ns();
+    let off = offsets();
+    let prev_tid = bpf_get_current_pid_tgid() as u32;
+    if prev_tid != 0 {
+        let prev: *const u8 = ctx.arg(1);
+        let _ = switch_out(prev_tid, now, || {
+            let preempt: u64 = ctx.arg(0);
+            let prev_state: u64 = ctx.arg(3);
+            // What the tracepoint reports as prev_state 0 or TASK_REPORT_MAX (see
+            // `__trace_sched_switch_state`): preempted, or no sleeping state bit.
+            let involuntary = preempt & 1 != 0 || prev_state & TASK_REPORTED_STATES == 0;
+            let runtime = task_runtime(prev, off.task_sum_exec_runtime);
+            Ok((involuntary, bpf_get_current_comm()?, runtime))
+        });
+    }
+    let next: *const u8 = ctx.arg(2);
+    if next.is_null() || off.task_pid == 0 || off.task_tgid == 0 {
+        return;
+    }
+    // SAFETY: `next` is the kernel's task_struct pointer from the tracepoint arguments and the
+    // offsets come from this kernel's BTF; bpf_probe_read_kernel checks the access anyway.
+    let read =
+        |at: u32| unsafe { bpf_probe_read_kernel(next.wrapping_add(at as usize).cast::<i32>()) };
+    let Ok(next_tid) = read(off.task_pid) else {
+        return;
+    };
+    if next_tid <= 0 {
+        return;
+    }
+    let tid = next_tid as u32;
+    if THREAD_STATS.get_ptr(tid).is_none() {
+        // A thread of a watched process not registered yet (its task_newtask, a perf-event
+        // tracepoint, was not seen): register it now rather than lose this on-CPU interval.
+        match read(off.task_tgid) {
+            Ok(tgid) if tgid > 0 && is_watched(tgid as u32) => {
+                register_thread(tid, tgid as u32);
+            }
+            _ => return,
+        }
+    }
+    switch_in(tid, now);
+    if let Some(stats) = THREAD_STATS.get_ptr_mut(tid) {
+        // SAFETY: see switch_out. The base for a thread's first interval; later ones start
+        // where its previous switch-out left it (the runtime does not grow off-CPU).
+        unsafe {
+            if (*stats).runtime_base_ns == 0 {
+                (*stats).runtime_base_ns = task_runtime(next, off.task_sum_exec_runtime);
+            }
+        }
+    }
+}
+
+/// `se.sum_exec_runtime` of `task` (0 when unknown): the CPU time the scheduler charged it.
+#[inline(always)]
+fn task_runtime(task: *const u8, offset: u32) -> u64 {
+    if task.is_null() || offset == 0 {
+        return 0;
+    }
+    // SAFETY: a task_struct pointer from the tracepoint arguments and an offset from this
+    // kernel's BTF; bpf_probe_read_kernel checks the access.
+    unsafe { bpf_probe_read_kernel(task.wrapping_add(offset as usize).cast::<u64>()) }.unwrap_or(0)
+}
+
+/// The outgoing thread `tid` (`current`) leaves the CPU. `read_state` gives (involuntary, comm,
+/// the kernel's runtime of the thread or 0); it runs only for watched threads.
+#[inline(always)]
+fn switch_out(
+    tid: u32,
+    now: u64,
+    read_state: impl FnOnce() -> Result<(bool, [u8; COMM_LEN], u64), i32>,
+) -> Result<(), i32> {
+    let (stats, known) = match THREAD_STATS.get_ptr_mut(tid) {
+        Some(stats) => (stats, true),
         None => {
             // `current` is still the previous task here, so its tgid is at hand: a thread of a
             // watched process that we have not seen yet (born between the /proc scan and
@@ -98,26 +201,46 @@ fn switch_out(ctx: &TracePointContext, tid: u32, now: u64) -> Result<(), i32> {
                 return Ok(());
             }
             match register_thread(tid, tgid) {
-                Some(stats) => stats,
+                Some(stats) => (stats, false),
                 None => return Ok(()),
             }
         }
     };
-    let off = offsets();
-    // SAFETY: offset from the format file; a long in every kernel we support.
-    let state = unsafe { ctx.read_at::<i64>(off.switch_prev_state as usize)? };
-    // SAFETY: offset from the format file; char[16] in every kernel we support.
-    let comm = unsafe { ctx.read_at::<[u8; COMM_LEN]>(off.switch_prev_comm as usize)? };
+    let (involuntary, comm, runtime) = read_state()?;
     // SAFETY: the pointer comes from a map lookup and is valid for the program's run; a thread
     // runs on one CPU at a time, so its switch events do not race with each other.
     let s = unsafe { &mut *stats };
+    // With the kernel's runtime (raw tracepoint), on-CPU time is its growth since the last
+    // switch-out: exact even when the switch-in was not seen. Without it, switch to switch.
+    let ran = if runtime != 0 && s.runtime_base_ns != 0 && runtime >= s.runtime_base_ns {
+        Some(runtime - s.runtime_base_ns)
+    } else {
+        None
+    };
     if s.on_cpu_since_ns != 0 {
-        s.oncpu_ns += now.saturating_sub(s.on_cpu_since_ns);
+        s.oncpu_ns += ran.unwrap_or(now.saturating_sub(s.on_cpu_since_ns));
         s.on_cpu_since_ns = 0;
+    } else if known {
+        // A tracked thread leaves the CPU but its arrival was not seen (the kernel emitted no
+        // event for it, or the perf-event program was skipped).
+        bump(counter::SWITCH_INS_MISSED);
+        if let Some(ran) = ran {
+            s.oncpu_ns += ran;
+            // It waited from `runnable_since` until it got the CPU, then ran `ran`.
+            if s.runnable_since_ns != 0 {
+                let waited = now.saturating_sub(s.runnable_since_ns).saturating_sub(ran);
+                s.runq_ns += waited;
+                record_runq(s, waited);
+                s.runnable_since_ns = 0;
+            }
+        }
+    }
+    if runtime != 0 {
+        s.runtime_base_ns = runtime;
     }
     // The kernel counts a switch as voluntary when the task blocks; preemption and yield keep
-    // it runnable (state 0 or TASK_REPORT_MAX), which is what /proc calls nonvoluntary.
-    if state == 0 || state & TASK_REPORT_MAX != 0 {
+    // it runnable, which is what /proc calls nonvoluntary.
+    if involuntary {
         s.involuntary_switches += 1;
         s.runnable_since_ns = now;
     } else {
@@ -128,6 +251,7 @@ fn switch_out(ctx: &TracePointContext, tid: u32, now: u64) -> Result<(), i32> {
     Ok(())
 }
 
+#[inline(always)]
 fn switch_in(tid: u32, now: u64) {
     let Some(stats) = THREAD_STATS.get_ptr_mut(tid) else {
         return;

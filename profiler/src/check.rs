@@ -117,9 +117,23 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
         Err(anyhow!("skipped: needs root and tracefs"))
     };
     let tracepoints = match &mut probes {
-        Ok(p) => p
-            .attach(&probes::SCHED_PROBES[..1])
-            .map(|()| "sched:sched_switch loaded and attached".to_string()),
+        Ok(p) => p.attach(&probes::SCHED_PROBES[..1]).map(|()| {
+            match p
+                .status
+                .iter()
+                .find(|s| s.program == probes::SCHED_SWITCH_RAW)
+            {
+                Some(s) if !s.attached => format!(
+                    "sched:sched_switch attached as a perf-event tracepoint (fallback: switches \
+                     can be missed while syscall tracepoints run); raw tracepoint unavailable: {}",
+                    s.error
+                        .as_deref()
+                        .and_then(|e| e.split("; using the perf-event").next())
+                        .unwrap_or("unknown")
+                ),
+                _ => "sched_switch loaded and attached (raw tracepoint)".to_string(),
+            }
+        }),
         Err(e) => Err(anyhow!("{e:#}")),
     };
     let required_ok = caps_ok && btf.is_file() && tracefs_is_ok && tracepoints.is_ok();

@@ -4,6 +4,7 @@
 //! `sched`, `procstat` turn map contents and /proc readings into totals; `report` and `live`
 //! present them; `session` runs the whole thing; `check` reports what the machine supports.
 
+pub mod btf;
 pub mod check;
 pub mod cli;
 pub mod counters;

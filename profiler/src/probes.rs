@@ -35,10 +35,18 @@ pub struct ProbeSpec {
     pub if_missing: &'static str,
 }
 
+/// The scheduler accounting's raw tracepoint (see `sched_switch_raw` in profiler-ebpf); where it
+/// cannot be attached, `SCHED_SWITCH_FALLBACK` takes its place.
+pub const SCHED_SWITCH_RAW: &str = "sched_switch_raw";
+
+/// Set (not "0") to use the perf-event `sched_switch` program even where the raw tracepoint
+/// works (for tests and comparisons).
+pub const PERF_EVENT_SWITCH_ENV: &str = "PROFILER_SCHED_SWITCH_PERF_EVENT";
+
 pub const SCHED_PROBES: &[ProbeSpec] = &[
     ProbeSpec {
-        program: "sched_switch",
-        category: "sched",
+        program: SCHED_SWITCH_RAW,
+        category: RAW_TRACEPOINT,
         tracepoint: "sched_switch",
         feature: "scheduler",
         required: true,
@@ -89,6 +97,22 @@ pub const SCHED_PROBES: &[ProbeSpec] = &[
 
 /// `ProbeSpec::category` of a raw tracepoint (attached by name, no tracefs category).
 pub const RAW_TRACEPOINT: &str = "raw_tracepoint";
+
+/// The perf-event `sched_switch` program, used where `sched_switch_raw` cannot be attached
+/// (kernels before 5.18, no `task_struct.pid` in BTF). It can lose switch-ins while syscall
+/// tracepoint programs run (see docs/DEVELOPMENT.md).
+pub const SCHED_SWITCH_FALLBACK: ProbeSpec = ProbeSpec {
+    program: "sched_switch",
+    category: "sched",
+    tracepoint: "sched_switch",
+    feature: "scheduler",
+    required: true,
+    if_missing: "no on/off-CPU or run-queue metrics",
+};
+
+fn fallback_for(program: &str) -> Option<&'static ProbeSpec> {
+    (program == SCHED_SWITCH_RAW).then_some(&SCHED_SWITCH_FALLBACK)
+}
 
 /// The timeline's on-CPU intervals (`--trace` only; `sched_switch` keeps the totals). A raw
 /// tracepoint: see `sched_switch_trace` in profiler-ebpf for why.
@@ -275,6 +299,8 @@ pub struct Probes {
     cuda_names: RingBuf<MapData>,
     oncpu_events: RingBuf<MapData>,
     last_switch: PerCpuArray<MapData, u64>,
+    /// `task_struct.pid` offset the programs were loaded with (0 = unknown).
+    task_pid_offset: u32,
     /// Tracepoint links; dropping one detaches it.
     links: Vec<Box<dyn Send>>,
     /// Uprobe links by the process they are scoped to.
@@ -352,6 +378,7 @@ impl Probes {
             cuda_names,
             oncpu_events,
             last_switch,
+            task_pid_offset: offsets.task_pid.min(offsets.task_tgid),
             links: Vec::new(),
             process_links: std::collections::BTreeMap::new(),
             status: Vec::new(),
@@ -359,19 +386,25 @@ impl Probes {
     }
 
     /// Loads and attaches every probe of `table`. A required probe that fails is an error; an
-    /// optional one is recorded with the reason and what it costs.
+    /// optional one is recorded with the reason and what it costs. A probe with a fallback
+    /// (`sched_switch_raw`) that fails is recorded as not attached, and the fallback attached.
     pub fn attach(&mut self, table: &[ProbeSpec]) -> Result<()> {
         for spec in table {
-            let (result, attach_point) = if spec.category == RAW_TRACEPOINT {
-                let result = attach_raw_tracepoint(&mut self.ebpf, spec)
-                    .map(|link| self.links.push(Box::new(link)));
-                (result, format!("raw_tracepoint:{}", spec.tracepoint))
-            } else {
-                let result = attach_tracepoint(&mut self.ebpf, spec)
-                    .map(|link| self.links.push(Box::new(link)));
-                let point = format!("tracepoint:{}:{}", spec.category, spec.tracepoint);
-                (result, point)
-            };
+            let (result, attach_point) = self.attach_one(spec);
+            if let (Err(e), Some(fallback)) = (&result, fallback_for(spec.program)) {
+                self.status.push(ProbeStatus {
+                    program: spec.program.into(),
+                    attach_point,
+                    feature: spec.feature.into(),
+                    attached: false,
+                    error: Some(format!(
+                        "{e}; using the perf-event tracepoint {} instead",
+                        fallback.program
+                    )),
+                });
+                self.attach(std::slice::from_ref(fallback))?;
+                continue;
+            }
             if let Err(e) = &result
                 && spec.required
             {
@@ -386,6 +419,36 @@ impl Probes {
             });
         }
         Ok(())
+    }
+
+    fn attach_one(&mut self, spec: &ProbeSpec) -> (Result<()>, String) {
+        if spec.category != RAW_TRACEPOINT {
+            let result =
+                attach_tracepoint(&mut self.ebpf, spec).map(|link| self.links.push(Box::new(link)));
+            let point = format!("tracepoint:{}:{}", spec.category, spec.tracepoint);
+            return (result, point);
+        }
+        let point = format!("raw_tracepoint:{}", spec.tracepoint);
+        if spec.program == SCHED_SWITCH_RAW {
+            if std::env::var_os(PERF_EVENT_SWITCH_ENV).is_some_and(|v| v != "0") {
+                return (Err(anyhow!("disabled by {PERF_EVENT_SWITCH_ENV}")), point);
+            }
+            if self.task_pid_offset == 0 {
+                // Only the failure path parses BTF a second time, for the reason.
+                let why = crate::btf::task_offsets(&crate::preflight::btf_path())
+                    .err()
+                    .map_or_else(|| "unknown".into(), |e| format!("{e:#}"));
+                return (
+                    Err(anyhow!(
+                        "no task_struct.pid/tgid offsets from kernel BTF ({why})"
+                    )),
+                    point,
+                );
+            }
+        }
+        let result =
+            attach_raw_tracepoint(&mut self.ebpf, spec).map(|link| self.links.push(Box::new(link)));
+        (result, point)
     }
 
     /// Loads uprobe program `program` without attaching it (a verifier check).
@@ -584,6 +647,11 @@ impl Probes {
             .get(&index, 0)
             .map(|v| v.iter().sum())
             .unwrap_or(0)
+    }
+
+    /// Switch-outs whose switch-in was not seen (see `counter::SWITCH_INS_MISSED`).
+    pub fn switch_ins_missed(&self) -> u64 {
+        self.counter(counter::SWITCH_INS_MISSED)
     }
 
     pub fn thread_map_full(&self) -> u64 {

@@ -77,6 +77,10 @@ pub struct Health {
     /// CPU (`recursion_misses`), by program; empty when none. A skipped `sched_switch` loses an
     /// on-CPU interval (on-CPU time reads low), a skipped `sock_exit` a socket event.
     pub missed_runs: std::collections::BTreeMap<String, u64>,
+    /// Switch-outs of a tracked thread whose switch-in was not seen: each lost the on-CPU
+    /// interval before it (the perf-event `sched_switch` fallback skipping a switch, or a thread
+    /// seeded as sleeping from /proc just before it ran). 0 with the raw tracepoint.
+    pub switch_ins_missed: u64,
 }
 
 /// The profiler's own CPU time and peak memory (from getrusage).
@@ -381,6 +385,14 @@ pub fn to_text(r: &Report) -> String {
             runs.join(", ")
         );
     }
+    if r.health.switch_ins_missed > 0 {
+        let _ = writeln!(
+            out,
+            "\nwarning: {} context switches onto tracked threads were not seen (on-CPU time may \
+             read low)",
+            r.health.switch_ins_missed
+        );
+    }
     if r.health.threads_dropped + r.health.processes_dropped > 0 {
         let _ = writeln!(
             out,
@@ -532,6 +544,7 @@ mod tests {
                 processes_dropped: 0,
                 agent: AgentUsage::default(),
                 missed_runs: Default::default(),
+                switch_ins_missed: 0,
             },
             http: None,
             cuda: None,

@@ -252,6 +252,7 @@ pub fn run(target: Target, opts: OutputArgs) -> Result<()> {
             processes_dropped: probes.watched_map_full(),
             agent: AgentUsage::now(),
             missed_runs: probes.recursion_misses().into_iter().collect(),
+            switch_ins_missed: probes.switch_ins_missed(),
         },
         http: http_section,
         cuda: cuda_section,

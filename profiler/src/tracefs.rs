@@ -87,8 +87,11 @@ fn offset_of(tracefs: &Path, event: &str, field: &str) -> Result<u32> {
         .ok_or_else(|| anyhow!("tracepoint {event} has no field `{field}` on this kernel"))
 }
 
-/// Reads every offset the eBPF programs need from this kernel's format files.
+/// Reads every offset the eBPF programs need from this kernel's format files, and
+/// `task_struct` offsets (pid, tgid, se.sum_exec_runtime) from its BTF (0 when BTF does not
+/// say: the perf-event `sched_switch` is used then).
 pub fn tracepoint_offsets(tracefs: &Path) -> Result<TracepointOffsets> {
+    let task = crate::btf::task_offsets(&crate::preflight::btf_path()).ok();
     Ok(TracepointOffsets {
         switch_prev_comm: offset_of(tracefs, "sched/sched_switch", "prev_comm")?,
         switch_prev_pid: offset_of(tracefs, "sched/sched_switch", "prev_pid")?,
@@ -98,6 +101,9 @@ pub fn tracepoint_offsets(tracefs: &Path) -> Result<TracepointOffsets> {
         migrate_pid: offset_of(tracefs, "sched/sched_migrate_task", "pid")?,
         newtask_pid: offset_of(tracefs, "task/task_newtask", "pid")?,
         newtask_clone_flags: offset_of(tracefs, "task/task_newtask", "clone_flags")?,
+        task_pid: task.map_or(0, |t| t.pid),
+        task_tgid: task.map_or(0, |t| t.tgid),
+        task_sum_exec_runtime: task.map_or(0, |t| t.sum_exec_runtime),
     })
 }
 

@@ -264,7 +264,7 @@ pub fn loaded_programs() -> Vec<(u64, String)> {
 
 /// The profiler's scheduler programs.
 pub const OUR_PROGRAMS: &[&str] = &[
-    "sched_switch",
+    "sched_switch_raw",
     "sched_wakeup",
     "sched_wakeup_new",
     "sched_migrate_task",
@@ -274,10 +274,13 @@ pub const OUR_PROGRAMS: &[&str] = &[
 
 /// Whether a program name bpftool shows is one of ours: bpftool prints the full name from BTF
 /// where the kernel has it, else the name truncated to 15 characters.
+/// The perf-event `sched_switch` (loaded instead of `sched_switch_raw` on kernels without the raw
+/// tracepoint's arguments) counts as the same program.
 pub fn is_ours(name: &str) -> bool {
-    OUR_PROGRAMS
-        .iter()
-        .any(|p| *p == name || (name.len() == 15 && p.starts_with(name)))
+    name == "sched_switch"
+        || OUR_PROGRAMS
+            .iter()
+            .any(|p| *p == name || (name.len() == 15 && p.starts_with(name)))
 }
 
 /// Reads a JSON report file written with `--format json --output`.

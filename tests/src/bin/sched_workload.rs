@@ -127,12 +127,26 @@ fn thread_truth(name: &str, wall_s: f64) -> String {
         .split_whitespace()
         .filter_map(|v| v.parse().ok())
         .collect();
+    // Context switches so far (the final one, at exit, is not in them).
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+    let count = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     format!(
         "{{\"name\":\"{name}\",\"tid\":{tid},\"cpu_s\":{},\"wall_s\":{wall_s},\
-         \"schedstat_run_ns\":{},\"schedstat_wait_ns\":{}}}",
+         \"schedstat_run_ns\":{},\"schedstat_wait_ns\":{},\"schedstat_slices\":{},\
+         \"voluntary_switches\":{},\
+         \"involuntary_switches\":{}}}",
         ticks / tps,
         ss.first().copied().unwrap_or(0),
-        ss.get(1).copied().unwrap_or(0)
+        ss.get(1).copied().unwrap_or(0),
+        ss.get(2).copied().unwrap_or(0),
+        count("voluntary_ctxt_switches:"),
+        count("nonvoluntary_ctxt_switches:")
     )
 }
 
