@@ -2,6 +2,7 @@
 //! workloads, read their output, and check what is loaded in the kernel with bpftool.
 
 pub mod cuda;
+pub mod deploy;
 pub mod http;
 pub mod timeline;
 
