@@ -21,6 +21,7 @@ pub mod live;
 pub mod metrics;
 pub mod observe;
 pub mod preflight;
+pub mod probe_table;
 pub mod probes;
 pub mod procstat;
 pub mod report;
