@@ -5,6 +5,7 @@ mod bench_cuda;
 mod bench_http;
 mod demo;
 mod fuzz;
+mod layers;
 mod setup;
 mod shell;
 mod test;
@@ -18,7 +19,10 @@ commands:
           built against the nightly's LLVM, bpftool, prometheus/promtool); quick when everything
           is present
   demo    build, start the built-in demo workload, attach the profiler for 10 s, print the report
-  test    fmt check, clippy -D warnings, unit tests, privileged end-to-end tests (as root)
+  test    fmt check, clippy -D warnings, the layer check, unit tests, privileged end-to-end
+          tests (as root)
+  layers  check the imports of profiler/src: no cycles, nothing pointing up the layer order,
+          no capability importing another (docs/DEVELOPMENT.md, Layout)
   fuzz [SECONDS]  fuzz the HTTP/SSE analyzer (cargo-fuzz, nightly; default 60 s)
   bench [sched|http|cuda]  overhead benchmarks: ns added per context switch; nginx throughput with
           and without the profiler, agent CPU per request and RSS; ns added per cuLaunchKernel
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(),
         Some("demo") => demo::run(),
         Some("test") => test::run(),
+        Some("layers") => layers::run(args.get(1).map(String::as_str) == Some("--edges")),
         Some("bench") => bench::run(args.get(1).map(String::as_str)),
         Some("fuzz") => match args.get(1).map(|s| s.parse::<u64>()) {
             None => fuzz::run(60),
