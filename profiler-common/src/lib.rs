@@ -20,6 +20,90 @@ pub const MAX_WATCHED: u32 = 4_096;
 /// `ThreadStats::flags`: the thread has passed `sched_process_exit`.
 pub const THREAD_EXITED: u32 = 1;
 
+// Ring-buffer sizes, in bytes. The eBPF maps are declared with them; userspace may still pass
+// them to `EbpfLoader::map_max_entries`, which then changes nothing. A ring buffer's size must
+// be a power of two and a multiple of the page size (checked below for 4 KiB pages).
+
+/// Size of the socket-event ring buffer (`SOCK_EVENTS`): at ~600 bytes per event (a
+/// [`SOCK_EVENT_HEADER_SIZE`]-byte header plus the captured payload), about 14k events between
+/// two drains (every 10 ms), i.e. headroom for ~1M socket syscalls/s.
+pub const SOCK_RING_BYTES: u32 = 8 << 20;
+
+/// Size of the CUDA call ring buffer (`CUDA_EVENTS`): [`CUDA_EVENT_SIZE`]-byte records (+8 of
+/// header), ~40k between two drains (every 10 ms), i.e. headroom for ~4M calls/s.
+pub const CUDA_RING_BYTES: u32 = 4 << 20;
+
+/// Size of the kernel-name ring buffer (`CUDA_NAMES`): [`CUDA_NAME_EVENT_SIZE`]-byte records
+/// (+8 of header), ~1.9k between two drains. Names are rare (one per
+/// `cuModuleGetFunction`/`cuLibraryGetKernel` call, mostly while modules load).
+pub const CUDA_NAMES_RING_BYTES: u32 = 1 << 20;
+
+/// Size of the on-CPU ring buffer (`ONCPU_EVENTS`, `--trace`): [`ONCPU_EVENT_SIZE`]-byte records
+/// (+8 of header), ~50k between two drains (every 10 ms), i.e. headroom for ~5M context
+/// switches/s of watched threads.
+pub const ONCPU_RING_BYTES: u32 = 2 << 20;
+
+const fn valid_ring_size(bytes: u32) -> bool {
+    bytes.is_power_of_two() && bytes >= 4096
+}
+const _: () = assert!(valid_ring_size(SOCK_RING_BYTES));
+const _: () = assert!(valid_ring_size(CUDA_RING_BYTES));
+const _: () = assert!(valid_ring_size(CUDA_NAMES_RING_BYTES));
+const _: () = assert!(valid_ring_size(ONCPU_RING_BYTES));
+
+/// Defines `pub const NAME: &str = "NAME";` for each identifier: a constant's value is its name.
+macro_rules! names {
+    ($($(#[$attr:meta])* $name:ident;)+) => {
+        $($(#[$attr])* pub const $name: &str = stringify!($name);)+
+    };
+}
+
+/// Names of the maps userspace takes out of the loaded object (`Ebpf::take_map`,
+/// `EbpfLoader::map_max_entries`).
+///
+/// aya names a map after the identifier of its `#[map]` static in `profiler-ebpf`, so each
+/// constant here is the identifier of that static (and its value is its own name). The eBPF
+/// crate checks at compile time that a static of each name exists (`shared_names!` in
+/// `profiler-ebpf/src/maps.rs`); renaming a static means renaming its constant here too.
+/// Maps private to the kernel side (`ACTIVE_CALLS`, `CUDA_CALLS`, scratch buffers, …) are not
+/// listed.
+pub mod map_name {
+    names! {
+        /// `HashMap<u32, u8>`: watched processes (tgids).
+        WATCHED;
+        /// `HashMap<u32, ThreadStats>`: per-thread statistics, by tid.
+        THREAD_STATS;
+        /// `PerCpuArray<u64>`: health counters, indexed by [`crate::counter`].
+        COUNTERS;
+        /// `LruHashMap<u64, u8>`: fds known to be sockets, keyed `tgid << 32 | fd`.
+        SOCKET_FDS;
+        /// `LruHashMap<u64, ConnAddrs>`: TCP connection addresses, by kernel socket address.
+        CONN_ADDRS;
+        /// Ring buffer of socket events ([`crate::SOCK_RING_BYTES`]).
+        SOCK_EVENTS;
+        /// Ring buffer of [`crate::CudaEvent`]s ([`crate::CUDA_RING_BYTES`]).
+        CUDA_EVENTS;
+        /// Ring buffer of [`crate::CudaNameEvent`]s ([`crate::CUDA_NAMES_RING_BYTES`]).
+        CUDA_NAMES;
+        /// Ring buffer of [`crate::OnCpuEvent`]s ([`crate::ONCPU_RING_BYTES`]).
+        ONCPU_EVENTS;
+        /// `PerCpuArray<u64>`: when each CPU last switched tasks.
+        LAST_SWITCH;
+    }
+}
+
+/// Names of the read-only globals userspace writes before load (`EbpfLoader::override_global`):
+/// the identifiers of `#[unsafe(no_mangle)]` statics in `profiler-ebpf`, checked there like
+/// [`map_name`].
+pub mod global_name {
+    names! {
+        /// A [`crate::TracepointOffsets`].
+        TP_OFFSETS;
+        /// A [`crate::NetConfig`].
+        NET_CONFIG;
+    }
+}
+
 /// Per-thread scheduler statistics, aggregated in the kernel.
 ///
 /// The `*_since_ns` fields are state of the in-kernel state machine (0 = not in that state);
@@ -48,6 +132,10 @@ pub struct ThreadStats {
     /// this runtime, so a switch-in that was not seen loses nothing.
     pub runtime_base_ns: u64,
 }
+
+/// `size_of::<ThreadStats>()`.
+pub const THREAD_STATS_SIZE: usize = 360;
+const _: () = assert!(core::mem::size_of::<ThreadStats>() == THREAD_STATS_SIZE);
 
 impl ThreadStats {
     pub const fn new(tgid: u32) -> Self {
@@ -96,6 +184,10 @@ pub struct TracepointOffsets {
     pub task_sum_exec_runtime: u32,
 }
 
+/// `size_of::<TracepointOffsets>()`.
+pub const TRACEPOINT_OFFSETS_SIZE: usize = 44;
+const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == TRACEPOINT_OFFSETS_SIZE);
+
 /// Indexes into the `COUNTERS` array map: the programs' own health counters.
 pub mod counter {
     /// A new thread of a watched process could not be added: `THREAD_STATS` is full.
@@ -138,6 +230,10 @@ pub struct OnCpuEvent {
     /// 1 when it was still runnable (preempted or yielded), 0 when it blocked.
     pub preempted: u32,
 }
+
+/// `size_of::<OnCpuEvent>()`: the size of an `ONCPU_EVENTS` record.
+pub const ONCPU_EVENT_SIZE: usize = 32;
+const _: () = assert!(core::mem::size_of::<OnCpuEvent>() == ONCPU_EVENT_SIZE);
 
 /// Largest number of leading payload bytes captured per socket syscall (`--capture-bytes` upper
 /// bound). A power of two: the eBPF side masks offsets with it to satisfy the verifier.
@@ -183,6 +279,10 @@ pub struct SockEventHeader {
     pub _pad: [u8; 6],
 }
 
+/// `size_of::<SockEventHeader>()`: the fixed part of a `SOCK_EVENTS` record.
+pub const SOCK_EVENT_HEADER_SIZE: usize = 48;
+const _: () = assert!(core::mem::size_of::<SockEventHeader>() == SOCK_EVENT_HEADER_SIZE);
+
 /// Per-CPU scratch space where an event is assembled before it is copied to the ring buffer.
 /// The data area is twice the capture limit so a masked offset plus a clamped length always fits.
 #[repr(C)]
@@ -191,6 +291,10 @@ pub struct SockEventBuf {
     pub header: SockEventHeader,
     pub data: [u8; 2 * CAPTURE_MAX],
 }
+
+/// `size_of::<SockEventBuf>()` (kernel-side scratch only; never read by userspace).
+pub const SOCK_EVENT_BUF_SIZE: usize = 8240;
+const _: () = assert!(core::mem::size_of::<SockEventBuf>() == SOCK_EVENT_BUF_SIZE);
 
 /// Socket probe configuration, written by userspace before load.
 #[repr(C)]
@@ -215,6 +319,10 @@ pub struct NetConfig {
     pub state_daddr_v6: u32,
 }
 
+/// `size_of::<NetConfig>()`.
+pub const NET_CONFIG_SIZE: usize = 48;
+const _: () = assert!(core::mem::size_of::<NetConfig>() == NET_CONFIG_SIZE);
+
 /// Addresses of an established TCP connection, from `sock:inet_sock_set_state`, keyed by the
 /// kernel socket address that socket events carry (`SockEventHeader::sk`).
 #[repr(C)]
@@ -228,6 +336,10 @@ pub struct ConnAddrs {
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
 }
+
+/// `size_of::<ConnAddrs>()`.
+pub const CONN_ADDRS_SIZE: usize = 40;
+const _: () = assert!(core::mem::size_of::<ConnAddrs>() == CONN_ADDRS_SIZE);
 
 /// Capacity of the connection address map.
 pub const MAX_CONN_ADDRS: u32 = 65_536;
@@ -367,6 +479,10 @@ pub struct CudaEvent {
     pub _pad: [u8; 3],
 }
 
+/// `size_of::<CudaEvent>()`: the size of a `CUDA_EVENTS` record.
+pub const CUDA_EVENT_SIZE: usize = 96;
+const _: () = assert!(core::mem::size_of::<CudaEvent>() == CUDA_EVENT_SIZE);
+
 /// Longest kernel name copied from `cuModuleGetFunction`/`cuLibraryGetKernel` (with its NUL);
 /// longer (template-heavy) names are cut and marked truncated by userspace.
 pub const CUDA_NAME_MAX: usize = 512;
@@ -390,10 +506,17 @@ pub struct CudaNameEvent {
     pub name: [u8; CUDA_NAME_MAX],
 }
 
+/// `size_of::<CudaNameEvent>()`: the size of a `CUDA_NAMES` record.
+pub const CUDA_NAME_EVENT_SIZE: usize = 552;
+const _: () = assert!(core::mem::size_of::<CudaNameEvent>() == CUDA_NAME_EVENT_SIZE);
+
+/// `aya::Pod` for the map values and ring-buffer records userspace reads or writes.
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: both types are #[repr(C)], contain only integers and integer arrays, and every bit
-    // pattern is a valid value.
+    // SAFETY (every impl below): the type is #[repr(C)] and `Copy`, holds only integers and
+    // integer arrays (every bit pattern is a valid value), and has no implicit padding (gaps
+    // are explicit `_pad` fields; `no_implicit_padding` in the tests checks it), so all of its
+    // bytes are initialised when aya copies it to or from the kernel.
     unsafe impl aya::Pod for super::ThreadStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TracepointOffsets {}
@@ -401,4 +524,140 @@ mod pod {
     unsafe impl aya::Pod for super::NetConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ConnAddrs {}
+    // SAFETY: as above (an `ONCPU_EVENTS` record).
+    unsafe impl aya::Pod for super::OnCpuEvent {}
+    // SAFETY: as above (the header of a `SOCK_EVENTS` record).
+    unsafe impl aya::Pod for super::SockEventHeader {}
+    // SAFETY: as above (a `CUDA_EVENTS` record).
+    unsafe impl aya::Pod for super::CudaEvent {}
+    // SAFETY: as above (a `CUDA_NAMES` record).
+    unsafe impl aya::Pod for super::CudaNameEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{size_of, size_of_val};
+
+    /// The size of `$t` is the sum of its fields' sizes: no padding anywhere. Every field must
+    /// be listed (a missing one makes the sum too small).
+    macro_rules! assert_no_padding {
+        ($t:ty { $($field:ident),+ $(,)? }) => {{
+            // SAFETY: all-integer types, for which all-zero bytes are a valid value.
+            let v: $t = unsafe { core::mem::zeroed() };
+            let fields = 0 $(+ size_of_val(&v.$field))+;
+            assert_eq!(fields, size_of::<$t>(), "{} has padding", stringify!($t));
+        }};
+    }
+
+    #[test]
+    fn no_implicit_padding() {
+        assert_no_padding!(ThreadStats {
+            tgid,
+            flags,
+            oncpu_ns,
+            offcpu_ns,
+            runq_ns,
+            voluntary_switches,
+            involuntary_switches,
+            migrations,
+            on_cpu_since_ns,
+            blocked_since_ns,
+            runnable_since_ns,
+            runq_hist,
+            comm,
+            runtime_base_ns,
+        });
+        assert_no_padding!(TracepointOffsets {
+            switch_prev_comm,
+            switch_prev_pid,
+            switch_prev_state,
+            switch_next_pid,
+            wakeup_pid,
+            migrate_pid,
+            newtask_pid,
+            newtask_clone_flags,
+            task_pid,
+            task_tgid,
+            task_sum_exec_runtime,
+        });
+        assert_no_padding!(OnCpuEvent {
+            start_ns,
+            end_ns,
+            tgid,
+            tid,
+            cpu,
+            preempted
+        });
+        assert_no_padding!(SockEventHeader {
+            ts_ns,
+            ret,
+            sk,
+            tgid,
+            tid,
+            fd,
+            captured,
+            kind,
+            family,
+            _pad,
+        });
+        assert_no_padding!(SockEventBuf { header, data });
+        assert_no_padding!(NetConfig {
+            capture_bytes,
+            fd_table_only,
+            sock_len_sk,
+            sock_len_family,
+            sock_len_protocol,
+            state_skaddr,
+            state_newstate,
+            state_sport,
+            state_dport,
+            state_family,
+            state_saddr_v6,
+            state_daddr_v6,
+        });
+        assert_no_padding!(ConnAddrs {
+            family,
+            sport,
+            dport,
+            _pad,
+            saddr,
+            daddr
+        });
+        assert_no_padding!(CudaEvent {
+            ts_ns,
+            duration_ns,
+            handle,
+            handle2,
+            stream,
+            bytes,
+            tgid,
+            tid,
+            grid,
+            block,
+            shared_mem,
+            ret,
+            api,
+            flags,
+            direction,
+            _pad,
+        });
+        assert_no_padding!(CudaNameEvent {
+            ts_ns,
+            handle,
+            scope,
+            tgid,
+            tid,
+            api,
+            truncated,
+            _pad,
+            name,
+        });
+    }
+
+    #[test]
+    fn names_are_their_identifiers() {
+        assert_eq!(map_name::CUDA_NAMES, "CUDA_NAMES");
+        assert_eq!(global_name::TP_OFFSETS, "TP_OFFSETS");
+    }
 }

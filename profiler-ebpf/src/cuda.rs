@@ -23,11 +23,11 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 use profiler_common::{
-    CUDA_COOKIE_TIMED, CUDA_NAME_MAX, CudaEvent, CudaNameEvent, MAX_ACTIVE_CALLS,
-    copy_direction as dir, counter, cuda_api as api, cuda_flag,
+    CUDA_COOKIE_TIMED, CUDA_NAME_MAX, CUDA_NAMES_RING_BYTES, CUDA_RING_BYTES, CudaEvent,
+    CudaNameEvent, MAX_ACTIVE_CALLS, copy_direction as dir, counter, cuda_api as api, cuda_flag,
 };
 
-use crate::maps::{bump, is_watched};
+use crate::maps::{bump, is_watched, shared_names};
 
 /// A timed call between its entry and return.
 #[repr(C)]
@@ -49,15 +49,18 @@ static CUDA_CALLS: HashMap<u32, ParkedCall> = HashMap::with_max_entries(MAX_ACTI
 #[map]
 static KERNEL_LOOKUPS: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(MAX_ACTIVE_CALLS, 0);
 
-/// CUDA calls for userspace. Sized by userspace at load.
+/// CUDA calls for userspace, one `CudaEvent` each.
 #[map]
-pub static CUDA_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+pub static CUDA_EVENTS: RingBuf = RingBuf::with_byte_size(CUDA_RING_BYTES, 0);
 
-/// Kernel names for userspace (rare, big records).
+/// Kernel names for userspace (rare, big records), one `CudaNameEvent` each.
 #[map]
-pub static CUDA_NAMES: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+pub static CUDA_NAMES: RingBuf = RingBuf::with_byte_size(CUDA_NAMES_RING_BYTES, 0);
 
-/// A name record is too big for the 512-byte eBPF stack: it is assembled here.
+shared_names!(map_name: CUDA_EVENTS, CUDA_NAMES);
+
+/// A name record (`CUDA_NAME_EVENT_SIZE` bytes) is too big for the 512-byte eBPF stack: it is
+/// assembled here.
 #[map]
 static NAME_SCRATCH: PerCpuArray<CudaNameEvent> = PerCpuArray::with_max_entries(1, 0);
 

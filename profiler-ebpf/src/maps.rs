@@ -6,6 +6,23 @@ use aya_ebpf::{
 };
 use profiler_common::{MAX_THREADS, MAX_WATCHED, ThreadStats, TracepointOffsets, counter};
 
+/// Checks at compile time that each listed static has a constant of the same identifier in
+/// `profiler_common::$module` (`map_name` for `#[map]` statics, `global_name` for globals
+/// userspace overrides). aya names a map or global after its static's identifier, and those
+/// constants (whose value is their identifier) are the names userspace looks them up by: a
+/// static renamed without its constant no longer compiles.
+macro_rules! shared_names {
+    ($module:ident: $($name:ident),+ $(,)?) => {
+        const _: fn() = || {
+            $(let _ = (&$name, profiler_common::$module::$name);)+
+        };
+    };
+}
+pub(crate) use shared_names;
+
+shared_names!(map_name: WATCHED, THREAD_STATS, COUNTERS);
+shared_names!(global_name: TP_OFFSETS);
+
 /// Processes (tgids) being profiled. Every program starts with a lookup here, so an unwatched
 /// process costs one hash lookup.
 #[map]

@@ -17,10 +17,10 @@ use aya_ebpf::{
 };
 use profiler_common::{
     CAPTURE_MAX, ConnAddrs, MAX_ACTIVE_CALLS, MAX_CONN_ADDRS, MAX_SOCKET_FDS, NetConfig,
-    SockEventBuf, SockEventHeader, counter, sock_event,
+    SOCK_RING_BYTES, SockEventBuf, SockEventHeader, counter, sock_event,
 };
 
-use crate::maps::{bump, is_watched};
+use crate::maps::{bump, is_watched, shared_names};
 
 /// How the syscall passes its buffer.
 const LAYOUT_NONE: u8 = 0;
@@ -81,9 +81,9 @@ pub fn forget_call(tid: u32) {
 #[map]
 pub static SOCKET_FDS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
 
-/// Socket events for userspace. Sized by userspace at load (`--ring-buffer`).
+/// Socket events for userspace: a `SockEventHeader` followed by `captured` payload bytes each.
 #[map]
-pub static SOCK_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+pub static SOCK_EVENTS: RingBuf = RingBuf::with_byte_size(SOCK_RING_BYTES, 0);
 
 #[map]
 static EVENT_SCRATCH: PerCpuArray<SockEventBuf> = PerCpuArray::with_max_entries(1, 0);
@@ -109,6 +109,9 @@ static NET_CONFIG: NetConfig = NetConfig {
 /// changes happen in softirq context, outside the process), bounded by LRU eviction.
 #[map]
 pub static CONN_ADDRS: LruHashMap<u64, ConnAddrs> = LruHashMap::with_max_entries(MAX_CONN_ADDRS, 0);
+
+shared_names!(map_name: SOCKET_FDS, SOCK_EVENTS, CONN_ADDRS);
+shared_names!(global_name: NET_CONFIG);
 
 const TCP_ESTABLISHED: i32 = 1;
 

@@ -14,19 +14,21 @@ use aya_ebpf::{
     maps::{PerCpuArray, RingBuf},
     programs::{RawTracePointContext, TracePointContext},
 };
-use profiler_common::{COMM_LEN, OnCpuEvent, RUNQ_BUCKETS, ThreadStats, counter};
+use profiler_common::{COMM_LEN, ONCPU_RING_BYTES, OnCpuEvent, RUNQ_BUCKETS, ThreadStats, counter};
 
-use crate::maps::{THREAD_STATS, bump, is_watched, offsets, register_thread};
+use crate::maps::{THREAD_STATS, bump, is_watched, offsets, register_thread, shared_names};
 
 /// On-CPU intervals of watched threads for the timeline (`--trace`), one `OnCpuEvent` each.
-/// Sized by userspace at load; only `sched_switch_trace` writes it.
+/// Only `sched_switch_trace` writes it.
 #[map]
-pub static ONCPU_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 21, 0);
+pub static ONCPU_EVENTS: RingBuf = RingBuf::with_byte_size(ONCPU_RING_BYTES, 0);
 
 /// Per CPU, when it last switched tasks (CLOCK_MONOTONIC ns; 0 = not since attach): the start of
 /// the interval of whichever thread runs there now.
 #[map]
 pub static LAST_SWITCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+shared_names!(map_name: ONCPU_EVENTS, LAST_SWITCH);
 
 /// `prev_state` value the kernel reports for a preempted task (`TASK_REPORT_MAX`).
 const TASK_REPORT_MAX: i64 = 0x100;

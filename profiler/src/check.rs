@@ -11,9 +11,9 @@ use aya::{
 use profiler_common::counter;
 
 use crate::{
-    preflight, probes,
-    probes::{Probes, describe_program_error},
-    tracefs,
+    bpf::probes::{Probes, describe_program_error},
+    host::preflight,
+    host::tracefs,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,11 +117,11 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
         Err(anyhow!("skipped: needs root and tracefs"))
     };
     let tracepoints = match &mut probes {
-        Ok(p) => p.attach(&probes::SCHED_PROBES[..1]).map(|()| {
+        Ok(p) => p.attach(&crate::sched::probes::SCHED_PROBES[..1]).map(|()| {
             match p
                 .status
                 .iter()
-                .find(|s| s.program == probes::SCHED_SWITCH_RAW)
+                .find(|s| s.program == crate::sched::probes::SCHED_SWITCH_RAW)
             {
                 Some(s) if !s.attached => format!(
                     "sched:sched_switch attached as a perf-event tracepoint (fallback: switches \
@@ -245,10 +245,10 @@ fn socket_probes(p: &mut Probes, tracefs_dir: &Path) -> Result<String> {
     let net = tracefs::net_config(tracefs_dir, 0);
     let start = p.status.len();
     if net.fd_table_only == 0 {
-        p.attach(probes::SOCK_LENGTH_PROBES)?;
+        p.attach(crate::http::probes::SOCK_LENGTH_PROBES)?;
     }
-    p.attach(probes::SOCK_STATE_PROBES)?;
-    p.attach(probes::SOCK_PROBES)?;
+    p.attach(crate::http::probes::SOCK_STATE_PROBES)?;
+    p.attach(crate::http::probes::SOCK_PROBES)?;
     let status = &p.status[start..];
     let attached = status.iter().filter(|s| s.attached).count();
     let core = [

@@ -1,35 +1,32 @@
 //! profiler: zero-instrumentation eBPF profiler for ML inference services.
 //!
-//! Layout: `probes` loads and attaches the eBPF programs (one declarative table); `tracker`,
-//! `sched`, `procstat` turn map contents and /proc readings into totals; `report` and `live`
-//! present them; `session` runs the whole thing; `check` reports what the machine supports.
+//! Layers, lowest first; a module imports only from its own layer or lower ones, and the
+//! capabilities never import each other (`cargo xtask layers` checks this):
+//! `util` (formatting, histograms, record reading) ← `host` (BTF, tracefs, preflight, /proc) ←
+//! `bpf` (loading and attaching the eBPF object, shared maps, health) ← capabilities (`sched`,
+//! `http`, `cuda`, `counters`, `gpu`, `energy`) ← `derive` (figures combining capabilities) ←
+//! `sinks` (report, live view, event log, Prometheus, timeline) ← `session` (the run loop,
+//! targets, daemon) and `check` ← `cli` (clap) ← `main`.
 
-pub mod btf;
-pub mod check;
-pub mod cli;
+pub mod error;
+pub mod util;
+
+pub mod host;
+
+pub mod bpf;
+
 pub mod counters;
 pub mod cuda;
-pub mod daemon;
-pub mod discovery;
 pub mod energy;
-pub mod error;
 pub mod gpu;
-pub mod hardware;
 pub mod http;
-pub mod http_capture;
-pub mod live;
-pub mod metrics;
-pub mod observe;
-pub mod preflight;
-pub mod probe_table;
-pub mod probes;
-pub mod procstat;
-pub mod report;
-pub mod requests;
 pub mod sched;
+
+pub mod derive;
+
+pub mod sinks;
+
+pub mod check;
 pub mod session;
-pub mod sockets;
-pub mod targets;
-pub mod timeline;
-pub mod tracefs;
-pub mod tracker;
+
+pub mod cli;

@@ -15,22 +15,28 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Attach(a) => {
-            session::run(Target::Pids(a.pids), a.output).map(|()| ExitCode::SUCCESS)
+            session::run(Target::Pids(a.pids), a.output.config()).map(|()| ExitCode::SUCCESS)
         }
         Command::Run(r) => {
-            session::run(Target::Command(r.command), r.output).map(|()| ExitCode::SUCCESS)
+            session::run(Target::Command(r.command), r.output.config()).map(|()| ExitCode::SUCCESS)
         }
         Command::Daemon(d) => match d.split() {
-            Ok((spec, scan_interval, opts)) => session::run(
-                Target::Discover(profiler::discovery::Discovery::new(spec, scan_interval)),
-                opts,
+            Ok((spec, scan_interval, config)) => session::run(
+                Target::Discover(profiler::session::discovery::Discovery::new(
+                    spec,
+                    scan_interval,
+                )),
+                config,
             )
             .map(|()| ExitCode::SUCCESS),
             Err(m) => Err(profiler::usage!("{m}")),
         },
         Command::Check => Ok(run_check()),
         Command::Metrics(m) => {
-            print!("{}", profiler::metrics::catalogue::listing(m.names));
+            print!(
+                "{}",
+                profiler::sinks::prometheus::catalogue::listing(m.names)
+            );
             Ok(ExitCode::SUCCESS)
         }
     };

@@ -17,7 +17,7 @@ use aya::{
 use profiler_common::{ConnAddrs, NetConfig, ThreadStats, TracepointOffsets, counter};
 use serde::Serialize;
 
-pub use crate::probe_table::*;
+use crate::bpf::table::{ProbeSpec, RAW_TRACEPOINT};
 
 /// The compiled eBPF object, built by `build.rs` through aya-build.
 pub static PROBES_OBJECT: &[u8] =
@@ -139,7 +139,7 @@ impl Probes {
     pub fn attach(&mut self, table: &[ProbeSpec]) -> Result<()> {
         for spec in table {
             let (result, attach_point) = self.attach_one(spec);
-            if let (Err(e), Some(fallback)) = (&result, fallback_for(spec.program)) {
+            if let (Err(e), Some(fallback)) = (&result, spec.fallback) {
                 self.status.push(ProbeStatus {
                     program: spec.program.into(),
                     attach_point,
@@ -177,13 +177,15 @@ impl Probes {
             return (result, point);
         }
         let point = format!("raw_tracepoint:{}", spec.tracepoint);
-        if spec.program == SCHED_SWITCH_RAW {
-            if std::env::var_os(PERF_EVENT_SWITCH_ENV).is_some_and(|v| v != "0") {
-                return (Err(anyhow!("disabled by {PERF_EVENT_SWITCH_ENV}")), point);
-            }
+        if let Some(env) = spec.off_switch
+            && std::env::var_os(env).is_some_and(|v| v != "0")
+        {
+            return (Err(anyhow!("disabled by {env}")), point);
+        }
+        if spec.needs_task_offsets {
             if self.task_pid_offset == 0 {
                 // Only the failure path parses BTF a second time, for the reason.
-                let why = crate::btf::task_offsets(&crate::preflight::btf_path())
+                let why = crate::host::btf::task_offsets(&crate::host::preflight::btf_path())
                     .err()
                     .map_or_else(|| "unknown".into(), |e| format!("{e:#}"));
                 return (

@@ -4,6 +4,14 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::{
+    cuda,
+    derive::hardware,
+    http,
+    session::{self, discovery::DiscoverySpec},
+    sinks::{prometheus::feed, report, timeline},
+};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "profiler",
@@ -66,10 +74,10 @@ pub enum Command {
 pub struct DaemonArgs {
     /// Address to serve /metrics and /healthz on.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9464",
-          value_parser = crate::metrics::parse_listen)]
+          value_parser = crate::sinks::prometheus::parse_listen)]
     pub listen: std::net::SocketAddr,
     /// Also profile processes whose comm matches REGEX (`comm=REGEX`; repeatable).
-    #[arg(long = "match", value_name = "comm=REGEX", value_parser = crate::discovery::parse_match)]
+    #[arg(long = "match", value_name = "comm=REGEX", value_parser = crate::session::discovery::parse_match)]
     pub matches: Vec<regex::Regex>,
     /// Also profile processes listening on this TCP port (repeatable).
     #[arg(long = "port", value_name = "PORT")]
@@ -102,13 +110,13 @@ pub struct DaemonArgs {
 
 impl DaemonArgs {
     /// What discovery looks for, and the session options the daemon runs with.
-    pub fn split(self) -> Result<(crate::discovery::DiscoverySpec, Duration, OutputArgs), String> {
+    pub fn split(self) -> Result<(DiscoverySpec, Duration, session::Config), String> {
         if self.no_cuda_discovery && self.matches.is_empty() && self.ports.is_empty() {
             return Err(
                 "--no-cuda-discovery leaves nothing to discover: add --match or --port".into(),
             );
         }
-        let spec = crate::discovery::DiscoverySpec {
+        let spec = DiscoverySpec {
             cuda: !self.no_cuda_discovery,
             comm: self.matches,
             ports: self.ports,
@@ -132,7 +140,7 @@ impl DaemonArgs {
                 metrics_max_processes: self.metrics_max_processes,
             },
         };
-        Ok((spec, self.scan_interval, opts))
+        Ok((spec, self.scan_interval, opts.config()))
     }
 }
 
@@ -200,7 +208,7 @@ pub struct MetricsArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz) while attached. A bare
     /// port listens on loopback only (9464 = 127.0.0.1:9464); give HOST:PORT (0.0.0.0:9464)
     /// to be scraped from elsewhere. Off by default.
-    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_listen)]
+    #[arg(long, value_name = "ADDR", value_parser = crate::sinks::prometheus::parse_listen)]
     pub listen: Option<std::net::SocketAddr>,
     /// Kernel names with their own series per process; later ones count as kernel="other".
     #[arg(long, value_name = "N", default_value_t = 50)]
@@ -211,8 +219,8 @@ pub struct MetricsArgs {
 }
 
 impl MetricsArgs {
-    pub fn caps(&self) -> crate::metrics::state::Caps {
-        crate::metrics::state::Caps {
+    fn caps(&self) -> crate::sinks::prometheus::state::Caps {
+        crate::sinks::prometheus::state::Caps {
             processes: self.metrics_max_processes.max(1),
             kernels: self.metrics_max_kernels,
         }
@@ -326,21 +334,46 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl OutputArgs {
-    /// Checks that the options make sense together; the message is shown as a usage error.
-    pub fn validate(&self) -> Result<(), String> {
-        if let Some(duration) = self.duration
-            && self.interval > duration
-        {
-            return Err(format!(
-                "--interval {} is longer than --duration {}: no live summary would be shown",
-                humantime::format_duration(self.interval),
-                humantime::format_duration(duration)
-            ));
+    /// The session these options ask for, in each capability's own terms.
+    pub fn config(&self) -> session::Config {
+        session::Config {
+            duration: self.duration,
+            interval: self.interval,
+            format: match self.format {
+                Format::Text => report::Format::Text,
+                Format::Json => report::Format::Json,
+            },
+            output: self.output.clone(),
+            quiet: self.quiet,
+            http: (!self.http.no_http).then_some(http::capture::Config {
+                capture_bytes: self.http.capture_bytes,
+                sla: http::stats::SlaTargets {
+                    p99: self.http.sla_p99,
+                    ttft: self.http.sla_ttft,
+                },
+            }),
+            events: self.http.events.clone(),
+            cuda: (!self.cuda.no_cuda).then(|| cuda::capture::Config {
+                launch_latency: self.cuda.cuda_launch_latency,
+                trace: self.cuda.cuda_trace.clone(),
+                trace_limit: self.cuda.cuda_trace_limit,
+                top: self.cuda.cuda_top,
+                empty_probes: self.cuda.cuda_empty_probes,
+            }),
+            hardware: hardware::Config {
+                counters: !self.hardware.no_counters,
+                gpu: !self.hardware.no_gpu,
+                carbon_intensity: self.hardware.carbon_intensity,
+            },
+            timeline: self.timeline.trace.clone().map(|path| timeline::Config {
+                path,
+                limit: self.timeline.trace_limit,
+            }),
+            metrics: feed::Config {
+                listen: self.metrics.listen,
+                caps: self.metrics.caps(),
+            },
         }
-        if self.interval < Duration::from_millis(50) {
-            return Err("--interval must be at least 50ms".into());
-        }
-        Ok(())
     }
 }
 
@@ -407,6 +440,43 @@ mod tests {
         let Command::Attach(a) = cli.command else {
             panic!("not attach")
         };
-        assert!(a.output.validate().unwrap_err().contains("--interval"));
+        assert!(
+            a.output
+                .config()
+                .validate()
+                .unwrap_err()
+                .contains("--interval")
+        );
+    }
+
+    #[test]
+    fn trace_is_off_by_default_with_a_million_event_limit() {
+        let Command::Attach(a) = parse(&["attach", "--pid", "1"]).unwrap().command else {
+            panic!("not attach")
+        };
+        assert_eq!(a.output.timeline.trace, None);
+        assert_eq!(a.output.timeline.trace_limit, 1_000_000);
+    }
+
+    #[test]
+    fn run_and_attach_take_trace_and_its_limit() {
+        let cli = parse(&["run", "--trace", "t.json", "--trace-limit", "10", "--", "x"]).unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.output.timeline.trace.as_deref(), Some("t.json".as_ref()));
+        assert_eq!(r.output.timeline.trace_limit, 10);
+        let cli = parse(&["attach", "--pid", "1", "--no-http", "--trace", "t.json"]).unwrap();
+        let Command::Attach(a) = cli.command else {
+            panic!("not attach")
+        };
+        assert!(a.output.timeline.trace.is_some() && a.output.http.no_http);
+    }
+
+    #[test]
+    fn a_limit_needs_a_trace_and_must_be_positive() {
+        assert!(parse(&["attach", "--pid", "1", "--trace-limit", "10"]).is_err());
+        assert!(parse(&["attach", "--pid", "1", "--trace", "t", "--trace-limit", "0"]).is_err());
+        assert!(parse(&["attach", "--pid", "1", "--trace", "t", "--trace-limit", "x"]).is_err());
     }
 }

@@ -9,7 +9,7 @@ use super::{
     events::{EventId, VectorSource},
     sampler::ProcessCounters,
 };
-use crate::report::fmt_secs;
+use crate::util::fmt::fmt_secs;
 
 /// What the sampler found the machine can count, decided once at start-up.
 #[derive(Debug, Clone, Default, PartialEq)]

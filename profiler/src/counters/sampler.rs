@@ -62,7 +62,7 @@ impl CounterSampler {
     pub fn new(pids: &[u32]) -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let (families, status) = probe(&cpuinfo);
-        crate::preflight::raise_fd_limit();
+        crate::host::preflight::raise_fd_limit();
         let mut s = Self {
             families,
             status,

@@ -7,7 +7,7 @@ use profiler_common::CudaEvent;
 use rustc_hash::FxHashMap;
 
 use crate::cuda::report::{ApiStats, MemoryStats, StreamStats, SyncSummary, SyncThread, round3};
-use crate::requests::{new_hist, record_ns};
+use crate::util::hist::{new_hist, record_ns};
 
 pub fn per_s(n: u64, duration_s: f64) -> f64 {
     if duration_s > 0.0 {

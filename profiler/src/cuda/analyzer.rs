@@ -17,12 +17,12 @@ use crate::cuda::aggregates::{
     ApiAgg, KernelAgg, Memory, StreamAgg, ThreadSync, per_s, stream_rows, sync_summary,
 };
 use crate::cuda::names::{NameId, Names, decode_name_event, short_name};
+use crate::cuda::observer::CudaObserver;
 use crate::cuda::report::{
     ApiStats, CopyStats, CudaAnalysis, DIRECTIONS, KernelStats, Launches, NameStats, OtherKernels,
 };
 use crate::cuda::symbols::{ApiClass, api_class, api_name};
 use crate::cuda::trace::CudaTrace;
-use crate::observe::CudaObserver;
 
 pub use crate::cuda::report::live_line;
 

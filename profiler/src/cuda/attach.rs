@@ -8,12 +8,12 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::{
+    bpf::probes::Probes,
     cuda::{
         discover::{self, FileId, FoundLibrary},
         elf::ElfSymbols,
         symbols::{CudaSymbol, DRIVER_SYMBOLS, LibraryKind, RUNTIME_SYMBOLS, Timing},
     },
-    probes::Probes,
 };
 use profiler_common::cuda_cookie;
 

@@ -1,12 +1,18 @@
-//! The CUDA side of a session: attach to the CUDA libraries of the watched processes (again
-//! whenever one maps a new one), drain the ring buffers into the analyzer, report.
+//! The CUDA capability's session side: attach to the CUDA libraries of the watched processes
+//! (again whenever one maps a new one), drain the ring buffers into the analyzer, report.
+//! Privileged I/O through `Probes`.
 
-use std::{fs::File, time::Instant};
+use std::{
+    fs::File,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use anyhow::Result;
 
 use crate::{
-    cli::CudaArgs,
+    bpf::Capability,
+    bpf::probes::Probes,
     cuda::{
         analyzer::{CudaAnalyzer, CudaInterval},
         attach::{CudaAttacher, ProbeMode},
@@ -14,7 +20,6 @@ use crate::{
         stubs::StubSymbolizer,
         trace::CudaTrace,
     },
-    probes::Probes,
     usage,
 };
 
@@ -23,7 +28,25 @@ pub struct CudaCapture {
     analyzer: CudaAnalyzer,
     stubs: StubSymbolizer,
     /// When the watched processes' maps were last scanned for new CUDA libraries.
-    pub last_scan: Instant,
+    last_scan: Instant,
+}
+
+/// How often the watched processes' maps are scanned for CUDA libraries loaded since: calls a
+/// process makes between mapping a CUDA library and the next scan are not seen.
+const CUDA_SCAN: Duration = Duration::from_millis(250);
+
+/// What the user asked of the CUDA capture.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Time launches with return probes too (`--cuda-launch-latency`).
+    pub launch_latency: bool,
+    /// `--cuda-trace FILE` and its limit in calls.
+    pub trace: Option<PathBuf>,
+    pub trace_limit: u64,
+    /// Kernels listed by name in the report.
+    pub top: usize,
+    /// Attach programs that do nothing (benchmarks: the cost of the uprobe alone).
+    pub empty_probes: bool,
 }
 
 impl CudaCapture {
@@ -32,42 +55,36 @@ impl CudaCapture {
     pub fn start(
         probes: &mut Probes,
         pids: impl IntoIterator<Item = u32>,
-        args: &CudaArgs,
+        config: &Config,
         mono_to_unix_ns: i128,
     ) -> Result<Self> {
-        let trace = match &args.cuda_trace {
+        let trace = match &config.trace {
             Some(path) => {
                 let file = File::create(path).map_err(|e| {
                     usage!("cannot write the CUDA trace to {}: {e}", path.display())
                 })?;
                 Some(
-                    CudaTrace::new(Box::new(file), args.cuda_trace_limit, mono_to_unix_ns)
+                    CudaTrace::new(Box::new(file), config.trace_limit, mono_to_unix_ns)
                         .with_path(path.display().to_string()),
                 )
             }
             None => None,
         };
-        let mode = if args.cuda_empty_probes {
+        let mode = if config.empty_probes {
             ProbeMode::Empty
-        } else if args.cuda_launch_latency {
+        } else if config.launch_latency {
             ProbeMode::LaunchLatency
         } else {
             ProbeMode::Default
         };
         let mut capture = Self {
             attacher: CudaAttacher::new(mode),
-            analyzer: CudaAnalyzer::new(args.cuda_top, trace),
+            analyzer: CudaAnalyzer::new(config.top, trace),
             stubs: StubSymbolizer::default(),
             last_scan: Instant::now(),
         };
         capture.attacher.scan(probes, pids);
         Ok(capture)
-    }
-
-    /// Forgets an exited process (the daemon): its libraries are no longer listed, and a new
-    /// process reusing the pid is attached afresh.
-    pub fn forget_process(&mut self, pid: u32) {
-        self.attacher.forget_process(pid);
     }
 
     /// Attaches to CUDA libraries mapped since the last scan (late `dlopen`, new children).
@@ -85,24 +102,13 @@ impl CudaCapture {
         &self.attacher.libraries
     }
 
-    pub fn drain(&mut self, probes: &mut Probes) {
-        let Self {
-            analyzer, stubs, ..
-        } = self;
-        probes.drain_cuda(|is_name, record| {
-            if is_name {
-                analyzer.on_name(record);
-            } else {
-                analyzer.on_event(record, stubs);
-            }
-        });
-    }
-
-    pub fn observe(&mut self, observer: Box<dyn crate::observe::CudaObserver>) {
+    pub fn observe(&mut self, observer: Box<dyn crate::cuda::observer::CudaObserver>) {
         self.analyzer.observe(observer);
     }
 
-    pub fn take_interval(&mut self) -> CudaInterval {
+    /// The figures of the interval that just ended (for the live view), after a last drain.
+    pub fn take_interval(&mut self, probes: &mut Probes) -> CudaInterval {
+        self.drain(probes);
         self.analyzer.take_interval()
     }
 
@@ -124,6 +130,33 @@ impl CudaCapture {
             calls_unfinished: probes.cuda_calls_unfinished(),
             analysis: self.analyzer.report(duration_s, comm_of),
         }
+    }
+}
+
+impl Capability for CudaCapture {
+    fn drain(&mut self, probes: &mut Probes) {
+        let Self {
+            analyzer, stubs, ..
+        } = self;
+        probes.drain_cuda(|is_name, record| {
+            if is_name {
+                analyzer.on_name(record);
+            } else {
+                analyzer.on_event(record, stubs);
+            }
+        });
+    }
+
+    fn poll(&mut self, probes: &mut Probes, watched: &[u32]) {
+        if self.last_scan.elapsed() >= CUDA_SCAN {
+            self.rescan(probes, watched.iter().copied());
+        }
+    }
+
+    /// Its libraries are no longer listed, and a new process reusing the pid is attached
+    /// afresh.
+    fn forget_process(&mut self, _probes: &mut Probes, pid: u32) {
+        self.attacher.forget_process(pid);
     }
 }
 

@@ -13,6 +13,7 @@ pub mod capture;
 pub mod discover;
 pub mod elf;
 pub mod names;
+pub mod observer;
 pub mod report;
 pub mod stubs;
 pub mod symbols;

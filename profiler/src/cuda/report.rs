@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cuda::analyzer::CudaInterval;
 use crate::cuda::attach::AttachedLibrary;
-use crate::report::{fmt_bytes, fmt_us};
+use crate::util::fmt::{fmt_bytes, fmt_us};
 
 /// `CudaEvent::direction` as the report and the trace spell it (index = the value).
 pub const DIRECTIONS: [&str; 6] = ["unknown", "htod", "dtoh", "dtod", "htoh", "peer"];
@@ -37,6 +37,20 @@ pub struct CudaSection {
     pub calls_unfinished: u64,
     #[serde(flatten)]
     pub analysis: CudaAnalysis,
+}
+
+impl CudaSection {
+    /// GPU busy seconds estimated from the streams' launch→sync spans (used without NVML);
+    /// `None` when no stream has an estimate.
+    pub fn gpu_busy_estimate_s(&self) -> Option<f64> {
+        let ms: Vec<f64> = self
+            .analysis
+            .streams
+            .iter()
+            .filter_map(|s| s.gpu_busy_estimate_ms)
+            .collect();
+        (!ms.is_empty()).then(|| ms.iter().sum::<f64>() / 1e3)
+    }
 }
 
 /// Everything the analyzer aggregated over the session.

@@ -7,11 +7,23 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 
 use crate::{
-    cli::HardwareArgs,
+    bpf::{Capability, Probes},
     counters::{CounterSampler, CountersSection, arith::CounterTotals, events::EventId},
-    energy::{CpuEnergySection, CpuEnergyStats, EfficiencyInputs, EfficiencySection, RaplSampler},
+    derive::efficiency::{EfficiencyInputs, EfficiencySection},
+    energy::{CpuEnergySection, CpuEnergyStats, RaplSampler},
     gpu::{GpuSampler, GpuSection, GpuStats, sample::GpuSample},
 };
+
+/// What the user asked of the hardware samplers.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Open perf counters on the watched processes.
+    pub counters: bool,
+    /// Sample the GPUs through NVML.
+    pub gpu: bool,
+    /// Grid carbon intensity (gCO2/kWh) for the carbon estimate.
+    pub carbon_intensity: Option<f64>,
+}
 
 pub struct HardwareCapture {
     counters: Option<CounterSampler>,
@@ -46,9 +58,9 @@ pub struct Workload {
 }
 
 impl HardwareCapture {
-    pub fn start(pids: &[u32], args: &HardwareArgs) -> Self {
-        let counters = (!args.no_counters).then(|| CounterSampler::new(pids));
-        let gpu = if args.no_gpu {
+    pub fn start(pids: &[u32], config: &Config) -> Self {
+        let counters = config.counters.then(|| CounterSampler::new(pids));
+        let gpu = if !config.gpu {
             Err("GPU sampling off (--no-gpu)".to_string())
         } else {
             GpuSampler::new().map(|mut s| {
@@ -78,7 +90,7 @@ impl HardwareCapture {
             counted: pids.iter().copied().collect(),
             gpu,
             cpu,
-            carbon_intensity: args.carbon_intensity,
+            carbon_intensity: config.carbon_intensity,
             last_gpu,
             gpu_energy_base_mj,
         }
@@ -106,9 +118,9 @@ impl HardwareCapture {
     }
 
     /// Opens counters on threads (and child processes) that appeared since the last call: a
-    /// thread is counted from the first call after it started (the session calls this every
+    /// thread is counted from the first call after it started (the session's poll tick, every
     /// 50 ms).
-    pub fn follow_threads(&mut self, pids: &[u32]) {
+    fn follow_threads(&mut self, pids: &[u32]) {
         if let Some(c) = self.counters.as_mut() {
             for &pid in pids {
                 if self.counted.insert(pid) {
@@ -199,7 +211,7 @@ impl HardwareCapture {
             (None, Some(s)) => (Some(s), Some("cuda-estimate")),
             (None, None) => (None, None),
         };
-        let efficiency = crate::energy::efficiency::compute(&EfficiencyInputs {
+        let efficiency = crate::derive::efficiency::compute(&EfficiencyInputs {
             duration_s,
             requests: workload.requests,
             output_tokens: workload.output_tokens,
@@ -215,5 +227,11 @@ impl HardwareCapture {
             cpu_energy,
             efficiency,
         }
+    }
+}
+
+impl Capability for HardwareCapture {
+    fn poll(&mut self, _probes: &mut Probes, watched: &[u32]) {
+        self.follow_threads(watched);
     }
 }

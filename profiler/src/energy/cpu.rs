@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::energy::arith::cpu_share;
 use crate::energy::rapl::{CpuEnergyInterval, DomainEnergy, DomainKind};
-use crate::report::fmt_secs;
+use crate::util::fmt::fmt_secs;
 
 /// The energy attribution is based on: the package domains summed, or psys when there is no
 /// package domain. None when a needed domain could not be read this interval.

@@ -11,9 +11,7 @@
 
 pub mod arith;
 pub mod cpu;
-pub mod efficiency;
 pub mod rapl;
 
 pub use cpu::{CpuEnergySection, CpuEnergyStats};
-pub use efficiency::{EfficiencyInputs, EfficiencySection};
 pub use rapl::{CpuEnergyInterval, RaplSampler};

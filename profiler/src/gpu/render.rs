@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::gpu::stats::{GpuSection, GpuSummary, Stat};
-use crate::report::{fmt_bytes, fmt_secs};
+use crate::util::fmt::{fmt_bytes, fmt_secs};
 
 fn mean_max(s: &Option<Stat>, unit: &str) -> String {
     s.map_or("-".into(), |s| {

@@ -4,7 +4,6 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write,
     mem::size_of,
     net::{IpAddr, Ipv6Addr},
 };
@@ -15,9 +14,13 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::{
+    http::observer::RequestObserver,
+    http::stats::{RequestStats, is_error},
     http::{CloseKind, Connection, Direction, Limits, RequestRecord, Role, Segment},
-    observe::RequestObserver,
-    requests::{Dist, EventLine, RequestStats, dist, is_error, new_hist, record_ns, write_event},
+    util::{
+        hist::{Dist, dist, new_hist, record_ns},
+        num::ratio,
+    },
 };
 
 /// Connections tracked at once; beyond this the least recently active are dropped (counted).
@@ -102,14 +105,6 @@ pub struct ConnectionsReport {
     pub requests_per_connection_mean: f64,
     /// accept/connect → close.
     pub duration: Option<Dist>,
-}
-
-fn ratio(num: u64, den: u64) -> f64 {
-    if den == 0 {
-        0.0
-    } else {
-        num as f64 / den as f64
-    }
 }
 
 /// A connection's identity: the kernel socket when the socket tracepoints named it (shared by
@@ -206,10 +201,7 @@ pub struct SocketAnalyzer {
     opens: FxHashMap<(u32, i32), u64>,
     limits: Limits,
     pub stats: RequestStats,
-    event_log: Option<Box<dyn Write>>,
     observers: Vec<Box<dyn RequestObserver>>,
-    /// Add to a CLOCK_MONOTONIC timestamp to get Unix time (ns).
-    mono_to_unix_ns: i128,
     counters: SocketCounters,
     records: Vec<RequestRecord>,
     endpoints: BTreeMap<EndpointKey, (u64, u64)>,
@@ -219,20 +211,14 @@ pub struct SocketAnalyzer {
 }
 
 impl SocketAnalyzer {
-    pub fn new(
-        stats: RequestStats,
-        event_log: Option<Box<dyn Write>>,
-        mono_to_unix_ns: i128,
-    ) -> Self {
+    pub fn new(stats: RequestStats) -> Self {
         Self {
             conns: FxHashMap::default(),
             fd_socks: FxHashMap::default(),
             opens: FxHashMap::default(),
             limits: Limits::default(),
             stats,
-            event_log,
             observers: Vec::new(),
-            mono_to_unix_ns,
             counters: SocketCounters::default(),
             records: Vec::new(),
             endpoints: BTreeMap::new(),
@@ -463,12 +449,6 @@ impl SocketAnalyzer {
             let slot = self.endpoints.entry(key).or_default();
             slot.0 += 1;
             slot.1 += u64::from(is_error(&rec));
-            if let Some(log) = self.event_log.as_mut() {
-                let line = EventLine::new(pid, &rec, self.mono_to_unix_ns);
-                if write_event(log, &line).is_err() {
-                    self.counters.event_log_errors += 1;
-                }
-            }
         }
     }
 
@@ -507,6 +487,7 @@ impl SocketAnalyzer {
     /// Counters so far, including the drops of connections still open.
     pub fn counters(&self) -> SocketCounters {
         let mut c = self.counters;
+        c.event_log_errors = self.observers.iter().map(|o| o.write_errors()).sum();
         for e in self.conns.values() {
             c.head_overflow += e.conn.drops.head_overflow;
             c.pending_overflow += e.conn.drops.pending_overflow;
@@ -541,18 +522,20 @@ impl SocketAnalyzer {
         ConnectionsReport {
             closed: self.lifetimes.closed,
             open_at_end: self.conns.len() as u64,
-            requests_per_connection_mean: ratio(self.lifetimes.requests, self.lifetimes.closed),
+            requests_per_connection_mean: ratio(
+                self.lifetimes.requests as f64,
+                self.lifetimes.closed as f64,
+            )
+            .unwrap_or(0.0),
             duration: dist(&self.lifetimes.duration),
         }
     }
 
-    /// Flushes the event log (at the end of the session).
+    /// Ends the session for the observers (the event log flushes its file).
     pub fn finish(&mut self) {
         self.update_gauges();
-        if let Some(log) = self.event_log.as_mut()
-            && log.flush().is_err()
-        {
-            self.counters.event_log_errors += 1;
+        for o in &mut self.observers {
+            o.finish();
         }
     }
 }
@@ -560,7 +543,7 @@ impl SocketAnalyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::requests::SlaTargets;
+    use crate::http::stats::SlaTargets;
 
     fn event(kind: u8, ts_ns: u64, fd: i32, ret: i64, data: &[u8]) -> Vec<u8> {
         let header = SockEventHeader {
@@ -602,7 +585,7 @@ mod tests {
 
     #[test]
     fn accept_exchange_close_makes_a_request_and_a_connection() {
-        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()), None, 0);
+        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
         for ev in [
             event(sock_event::ACCEPT, 1_000, 5, 5, b""),
             event(sock_event::READ, 2_000, 5, REQ.len() as i64, REQ),
@@ -632,7 +615,7 @@ mod tests {
     #[test]
     fn dup_fds_of_one_socket_are_one_connection() {
         // Accepted as fd 5, read through a dup (fd 11), answered through fd 5: one exchange.
-        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()), None, 0);
+        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
         for ev in [
             event(sock_event::ACCEPT, 1_000, 5, 5, b""),
             event(sock_event::READ, 2_000, 11, REQ.len() as i64, REQ),
@@ -651,7 +634,7 @@ mod tests {
     #[test]
     fn a_connect_without_stream_traffic_leaves_no_connection() {
         // getaddrinfo connects a UDP socket: connect and close events, no stream transfer.
-        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()), None, 0);
+        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
         a.on_record(&event(sock_event::CONNECT, 1, 9, 0, b""), &addrs);
         a.on_record(&event(sock_event::CLOSE, 2, 9, 0, b""), &addrs);
         let c = a.connections();
@@ -661,7 +644,7 @@ mod tests {
 
     #[test]
     fn reset_ends_the_exchange_as_an_error() {
-        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()), None, 0);
+        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
         a.on_record(
             &event(sock_event::READ, 1, 3, REQ.len() as i64, REQ),
             &addrs,
@@ -675,7 +658,7 @@ mod tests {
 
     #[test]
     fn short_or_odd_records_never_panic() {
-        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()), None, 0);
+        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
         a.on_record(&[1, 2, 3], &addrs);
         let mut odd = event(99, 1, 1, 1, b"x");
         a.on_record(&odd, &addrs);

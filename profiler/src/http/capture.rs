@@ -1,43 +1,50 @@
-//! The socket side of a session: attach the socket probes (seeding known sockets in fd-table
-//! mode), feed their events to the HTTP analysis, summarise at the end.
-
-use std::io::Write;
+//! The HTTP capability's session side: attach the socket probes (seeding known sockets in
+//! fd-table mode), hand their ring-buffer records to the analyzer, summarise at the end.
+//! Privileged I/O through `Probes`.
 
 use anyhow::Result;
 use profiler_common::NetConfig;
 
 use crate::{
-    cli::HttpArgs,
-    probes::{Probes, SOCK_LENGTH_PROBES, SOCK_PROBES, SOCK_STATE_PROBES},
-    procstat,
-    report::HttpSection,
-    requests::{RequestStats, SlaTargets},
-    sockets::SocketAnalyzer,
-    tracker::Tracker,
+    bpf::{Capability, Probes},
+    host::procfs,
+    http::{
+        analyzer::SocketAnalyzer,
+        observer::RequestObserver,
+        probes::{SOCK_LENGTH_PROBES, SOCK_PROBES, SOCK_STATE_PROBES},
+        section::HttpSection,
+        stats::{IntervalRequests, RequestStats, SlaTargets},
+    },
 };
+
+/// What the user asked of the HTTP capture.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Config {
+    /// Leading bytes of each socket read/write copied for parsing.
+    pub capture_bytes: u32,
+    pub sla: SlaTargets,
+}
 
 /// The socket side of a session: how sockets are classified and the analyzer of their traffic.
 pub struct HttpCapture {
-    pub analyzer: SocketAnalyzer,
-    pub fd_table_only: bool,
+    analyzer: SocketAnalyzer,
+    fd_table_only: bool,
     capture_bytes: u32,
 }
 
 impl HttpCapture {
-    /// Attaches the socket probes (seeding the known sockets in fd-table mode) and sets up the
-    /// analysis.
+    /// Attaches the socket probes (seeding the known sockets of `pids` in fd-table mode) and
+    /// sets up the analysis.
     pub fn start(
         probes: &mut Probes,
-        tracker: &Tracker,
+        pids: &[u32],
         net: &NetConfig,
-        args: &HttpArgs,
-        event_log: Option<Box<dyn Write>>,
-        mono_to_unix_ns: i128,
+        config: &Config,
     ) -> Result<Self> {
         let fd_table_only = net.fd_table_only != 0;
         if fd_table_only {
-            for &pid in tracker.procs.keys() {
-                for fd in procstat::socket_fds(pid) {
+            for &pid in pids {
+                for fd in procfs::socket_fds(pid) {
                     probes.mark_socket(pid, fd)?;
                 }
             }
@@ -46,15 +53,34 @@ impl HttpCapture {
         }
         probes.attach(SOCK_STATE_PROBES)?;
         probes.attach(SOCK_PROBES)?;
-        let stats = RequestStats::new(SlaTargets {
-            p99: args.sla_p99,
-            ttft: args.sla_ttft,
-        });
         Ok(Self {
-            analyzer: SocketAnalyzer::new(stats, event_log, mono_to_unix_ns),
+            analyzer: SocketAnalyzer::new(RequestStats::new(config.sla)),
             fd_table_only,
             capture_bytes: net.capture_bytes,
         })
+    }
+
+    /// Adds a sink that sees every finished exchange from now on.
+    pub fn observe(&mut self, observer: Box<dyn RequestObserver>) {
+        self.analyzer.observe(observer);
+    }
+
+    /// Whether sockets are recognised only from accept/connect and the fd table (kernels
+    /// without `sock:sock_recv_length`).
+    pub fn fd_table_only(&self) -> bool {
+        self.fd_table_only
+    }
+
+    /// Server requests in flight now, per process (the exporter's gauge).
+    pub fn server_in_flight_by_pid(&self) -> std::collections::BTreeMap<u32, u64> {
+        self.analyzer.server_in_flight_by_pid()
+    }
+
+    /// The figures of the interval that just ended (for the live view), after a last drain.
+    pub fn take_interval(&mut self, probes: &mut Probes) -> IntervalRequests {
+        self.drain(probes);
+        self.analyzer.update_gauges();
+        self.analyzer.stats.take_interval()
     }
 
     /// Drains the last events and summarises the session's requests.
@@ -76,9 +102,19 @@ impl HttpCapture {
             connections: self.analyzer.connections(),
         }
     }
+}
 
-    /// Hands the queued socket events to the analyzer.
-    pub fn drain(&mut self, probes: &mut Probes) {
+impl Capability for HttpCapture {
+    fn drain(&mut self, probes: &mut Probes) {
         probes.drain_sock_events(|bytes, addrs| self.analyzer.on_record(bytes, addrs));
+    }
+
+    /// In fd-table mode its existing sockets are marked (best effort: it may be gone).
+    fn process_added(&mut self, probes: &mut Probes, pid: u32) {
+        if self.fd_table_only {
+            for fd in procfs::socket_fds(pid) {
+                let _ = probes.mark_socket(pid, fd);
+            }
+        }
     }
 }

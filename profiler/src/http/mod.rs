@@ -7,10 +7,18 @@
 //! - `sse`: `text/event-stream` event splitting and `usage` token extraction.
 //! - `conn`: one connection's state machine: segments in, `RequestRecord`s out.
 
+pub mod analyzer;
+pub mod capture;
 pub mod conn;
+pub mod observer;
 pub mod parse;
+pub mod probes;
 pub mod record;
+pub mod section;
 pub mod sse;
+pub mod stats;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use conn::{CloseKind, Connection, Direction, Limits, Segment};
 pub use record::{Outcome, RequestRecord, Role, StreamStats};

@@ -1,25 +1,26 @@
 //! HTTP request figures: finished exchanges (`RequestRecord`s from the HTTP analyzer) in,
-//! whole-session report figures, per-interval live figures and per-request event-log lines out.
+//! whole-session report figures and per-interval live figures out.
 //!
-//! Pure: no I/O except `write_event`, which writes one JSON line to any `Write`. Memory is
+//! Pure. Memory is
 //! bounded: latencies live in fixed-precision HDR histograms (ns, 3 significant digits, values
 //! clamped to 1 ns ..= 1 h), counts in small maps (per pid, per status, per method, the latter
 //! capped at `MAX_METHODS` names).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::http::record::{Outcome, RequestRecord, Role};
-use crate::report::{fmt_bytes, fmt_us};
+pub use crate::util::hist::Dist;
+use crate::{
+    http::record::{Outcome, RequestRecord, Role},
+    util::{
+        hist::{dist, new_hist, quantile_us, record_ns},
+        num::ratio,
+    },
+};
 
-/// Largest value a histogram records (1 h in ns); larger values are clamped to it.
-const MAX_NS: u64 = 3_600 * 1_000_000_000;
-/// Significant digits kept by the histograms (0.1 % relative precision).
-const SIGFIG: u8 = 3;
 /// Distinct method names kept in `by_method`; further names are counted under `OTHER`.
 const MAX_METHODS: usize = 32;
 
@@ -86,22 +87,6 @@ pub struct ProcessRequests {
     pub pid: u32,
     pub requests: u64,
     pub errors: u64,
-}
-
-/// A distribution in microseconds (from an HDR histogram: ~0.1 % quantization).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Dist {
-    pub count: u64,
-    pub mean_us: f64,
-    /// Standard deviation, shown as jitter.
-    pub stddev_us: f64,
-    pub min_us: f64,
-    pub p50_us: f64,
-    pub p90_us: f64,
-    pub p95_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    pub max_us: f64,
 }
 
 /// Streaming (`text/event-stream`) exchanges of one role.
@@ -171,51 +156,6 @@ pub struct IntervalRequests {
 // Accumulation.
 // ---------------------------------------------------------------------------------------------
 
-pub(crate) fn new_hist() -> Histogram<u64> {
-    // Auto-resizing: grows only to the largest value seen, and values are clamped to `MAX_NS`.
-    Histogram::new(SIGFIG).expect("3 significant digits is a valid histogram precision")
-}
-
-pub(crate) fn record_ns(h: &mut Histogram<u64>, ns: u64) {
-    let v = ns.clamp(1, MAX_NS);
-    // `record` grows an auto-resizing histogram; `saturating_record` would clamp to its
-    // current range instead. Growing fails only if the allocation does.
-    if h.record(v).is_err() {
-        h.saturating_record(v);
-    }
-}
-
-fn ns_to_us(ns: u64) -> f64 {
-    ns as f64 / 1e3
-}
-
-pub(crate) fn dist(h: &Histogram<u64>) -> Option<Dist> {
-    if h.is_empty() {
-        return None;
-    }
-    let q = |q: f64| ns_to_us(h.value_at_quantile(q));
-    Some(Dist {
-        count: h.len(),
-        mean_us: h.mean() / 1e3,
-        stddev_us: h.stdev() / 1e3,
-        min_us: ns_to_us(h.min()),
-        p50_us: q(0.50),
-        p90_us: q(0.90),
-        p95_us: q(0.95),
-        p99_us: q(0.99),
-        p999_us: q(0.999),
-        max_us: ns_to_us(h.max()),
-    })
-}
-
-fn p_us(h: &Histogram<u64>, q: f64) -> Option<f64> {
-    (!h.is_empty()).then(|| ns_to_us(h.value_at_quantile(q)))
-}
-
-fn ratio(num: f64, den: f64) -> f64 {
-    if den > 0.0 { num / den } else { 0.0 }
-}
-
 /// Whether an exchange counts as an error: a 4xx/5xx status or an incomplete outcome.
 pub fn is_error(rec: &RequestRecord) -> bool {
     matches!(rec.status, Some(400..=599)) || rec.outcome.is_error()
@@ -269,7 +209,7 @@ impl StreamAcc {
         Some(Streaming {
             streams: self.streams,
             events: self.events,
-            events_per_stream_mean: ratio(self.events as f64, self.streams as f64),
+            events_per_stream_mean: ratio(self.events as f64, self.streams as f64).unwrap_or(0.0),
             ttft: dist(&self.ttft),
             inter_token: dist(&self.inter_token),
             duration: dist(&self.duration)?,
@@ -280,7 +220,7 @@ impl StreamAcc {
                 .then(|| self.prefill_tokens as f64 / (self.prefill_ns as f64 / 1e9)),
             decode_tokens_per_s: (self.decode_ns > 0)
                 .then(|| self.decode_tokens as f64 / (self.decode_ns as f64 / 1e9)),
-            output_tokens_per_s: ratio(self.output_tokens as f64, duration_s),
+            output_tokens_per_s: ratio(self.output_tokens as f64, duration_s).unwrap_or(0.0),
         })
     }
 }
@@ -431,7 +371,7 @@ impl SideAcc {
         }
         Side {
             requests: self.requests,
-            requests_per_s: ratio(self.requests as f64, duration_s),
+            requests_per_s: ratio(self.requests as f64, duration_s).unwrap_or(0.0),
             in_flight,
             errors: self.errors,
             by_status: self.by_status.clone(),
@@ -470,7 +410,7 @@ fn sla_entry(
         observed_ms,
         violated: observed_ms.is_some_and(|o| o > threshold_ms),
         requests_over: over,
-        share_over: ratio(over as f64, population as f64),
+        share_over: ratio(over as f64, population as f64).unwrap_or(0.0),
     }
 }
 
@@ -550,9 +490,9 @@ impl RequestStats {
         let out = IntervalRequests {
             requests: i.requests,
             errors: i.errors,
-            p50_us: p_us(&i.latency, 0.5),
-            p99_us: p_us(&i.latency, 0.99),
-            ttft_p50_us: p_us(&i.ttft, 0.5),
+            p50_us: quantile_us(&i.latency, 0.5),
+            p99_us: quantile_us(&i.latency, 0.99),
+            ttft_p50_us: quantile_us(&i.ttft, 0.5),
             tokens: i.tokens,
             in_flight: self.server_in_flight,
         };
@@ -579,210 +519,6 @@ impl RequestStats {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Text report.
-// ---------------------------------------------------------------------------------------------
-
-fn fmt_rate(tok_s: f64) -> String {
-    if tok_s >= 1e6 {
-        format!("{:.1}M", tok_s / 1e6)
-    } else if tok_s >= 1e3 {
-        format!("{:.1}k", tok_s / 1e3)
-    } else {
-        format!("{tok_s:.1}")
-    }
-}
-
-fn fmt_pcts(d: &Dist) -> String {
-    format!(
-        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-        fmt_us(d.p50_us),
-        fmt_us(d.p90_us),
-        fmt_us(d.p99_us),
-        fmt_us(d.p999_us),
-        fmt_us(d.max_us)
-    )
-}
-
-fn fmt_errors(e: &Errors) -> String {
-    let noun = if e.total == 1 { "error" } else { "errors" };
-    let kinds: Vec<String> = [
-        (e.status_4xx, "4xx"),
-        (e.status_5xx, "5xx"),
-        (e.closed_before_response, "closed before response"),
-        (e.closed_mid_response, "closed mid-response"),
-        (e.reset, "reset"),
-    ]
-    .iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, what)| format!("{n} {what}"))
-    .collect();
-    if kinds.is_empty() {
-        format!("{} {noun}", e.total)
-    } else {
-        format!("{} {noun} ({})", e.total, kinds.join(", "))
-    }
-}
-
-fn render_side(out: &mut String, title: &str, s: &Side) {
-    use std::fmt::Write as _;
-    let _ = writeln!(
-        out,
-        "{title}: {} requests ({:.1}/s), {}, in flight {}",
-        s.requests,
-        s.requests_per_s,
-        fmt_errors(&s.errors),
-        s.in_flight
-    );
-    let _ = writeln!(
-        out,
-        "  latency     {}  jitter (stddev) {}",
-        fmt_pcts(&s.latency),
-        fmt_us(s.latency.stddev_us)
-    );
-    if let Some(h) = &s.time_to_headers {
-        let _ = writeln!(out, "  headers     {}", fmt_pcts(h));
-    }
-    let statuses: Vec<String> = s
-        .by_status
-        .iter()
-        .map(|(k, n)| format!("{k}×{n}"))
-        .collect();
-    let _ = writeln!(out, "  status      {}", statuses.join("  "));
-    let _ = writeln!(
-        out,
-        "  bytes       in {}  out {}",
-        fmt_bytes(s.bytes_in),
-        fmt_bytes(s.bytes_out)
-    );
-    if let Some(st) = &s.streaming {
-        let mut parts = vec![format!(
-            "{} streams, {} events ({:.1}/stream)",
-            st.streams, st.events, st.events_per_stream_mean
-        )];
-        if let Some(t) = &st.ttft {
-            parts.push(format!(
-                "TTFT p50 {} p99 {}",
-                fmt_us(t.p50_us),
-                fmt_us(t.p99_us)
-            ));
-        }
-        if let Some(t) = &st.inter_token {
-            parts.push(format!(
-                "inter-token p50 {} p99 {}",
-                fmt_us(t.p50_us),
-                fmt_us(t.p99_us)
-            ));
-        }
-        let mut tokens = format!("{} output tokens", st.output_tokens);
-        if st.prompt_tokens > 0 {
-            let _ = write!(tokens, " (prompt {})", st.prompt_tokens);
-        }
-        let _ = write!(tokens, ", {} tok/s", fmt_rate(st.output_tokens_per_s));
-        parts.push(tokens);
-        let mut rates = Vec::new();
-        if let Some(p) = st.prefill_tokens_per_s {
-            rates.push(format!("prefill {} tok/s", fmt_rate(p)));
-        }
-        if let Some(d) = st.decode_tokens_per_s {
-            rates.push(format!("decode {} tok/s", fmt_rate(d)));
-        }
-        if !rates.is_empty() {
-            parts.push(rates.join(", "));
-        }
-        let _ = writeln!(out, "  streaming   {}", parts.join("; "));
-    }
-    for sla in &s.sla {
-        let (name, population) = match sla.metric {
-            SlaMetric::LatencyP99 => ("latency p99", "requests"),
-            SlaMetric::TtftP99 => ("TTFT p99", "streams"),
-        };
-        let threshold = fmt_us(sla.threshold_ms * 1e3);
-        let line = match sla.observed_ms {
-            None => format!("{name} n/a (no {population}), target {threshold}"),
-            Some(obs) => format!(
-                "{name} {} {} {threshold}: {} ({:.1}% of {population} over)",
-                fmt_us(obs * 1e3),
-                if sla.violated { ">" } else { "≤" },
-                if sla.violated { "VIOLATED" } else { "ok" },
-                sla.share_over * 100.0
-            ),
-        };
-        let _ = writeln!(out, "  SLA         {line}");
-    }
-}
-
-/// The HTTP section of the text report; empty when there were no exchanges at all.
-pub fn render_text(r: &HttpReport) -> String {
-    let mut out = String::new();
-    if let Some(s) = &r.server {
-        render_side(&mut out, "HTTP server", s);
-    }
-    if let Some(s) = &r.client {
-        render_side(&mut out, "HTTP client (outbound)", s);
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Event log (`--events FILE`): one JSON line per exchange. Timings, sizes and counts only —
-// never paths, headers, payloads or prompts.
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EventLine {
-    /// Request start (first request byte), Unix seconds.
-    pub ts_unix_s: f64,
-    pub pid: u32,
-    pub role: Role,
-    pub method: String,
-    pub status: Option<u16>,
-    pub outcome: Outcome,
-    pub error: bool,
-    pub latency_us: f64,
-    pub headers_us: Option<f64>,
-    pub ttft_us: Option<f64>,
-    /// SSE data events; `None` when the response was not a stream.
-    pub events: Option<u64>,
-    pub prompt_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    pub request_bytes: u64,
-    pub response_bytes: u64,
-    pub framing_lost: bool,
-}
-
-impl EventLine {
-    /// `mono_to_unix_ns` is added to CLOCK_MONOTONIC ns to get Unix ns.
-    pub fn new(pid: u32, rec: &RequestRecord, mono_to_unix_ns: i128) -> Self {
-        let unix_ns = i128::from(rec.start_ns) + mono_to_unix_ns;
-        EventLine {
-            ts_unix_s: unix_ns as f64 / 1e9,
-            pid,
-            role: rec.role,
-            method: rec.method.clone(),
-            status: rec.status,
-            outcome: rec.outcome,
-            error: is_error(rec),
-            latency_us: ns_to_us(rec.latency_ns()),
-            headers_us: rec.time_to_headers_ns().map(ns_to_us),
-            ttft_us: rec.ttft_ns().map(ns_to_us),
-            events: rec.stream.as_ref().map(|s| s.events),
-            prompt_tokens: rec.prompt_tokens(),
-            output_tokens: rec.output_tokens(),
-            request_bytes: rec.request_bytes,
-            response_bytes: rec.response_bytes,
-            framing_lost: rec.framing_lost,
-        }
-    }
-}
-
-/// Write `line` as one JSON line (serde_json + `\n`).
-pub fn write_event(w: &mut impl Write, line: &EventLine) -> std::io::Result<()> {
-    let mut buf = serde_json::to_vec(line).map_err(std::io::Error::other)?;
-    buf.push(b'\n');
-    w.write_all(&buf)
-}
-
 #[cfg(test)]
-#[path = "requests_tests.rs"]
+#[path = "stats_tests.rs"]
 mod tests;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use profiler_common::{THREAD_EXITED, ThreadStats};
 
 use crate::{
-    procstat::{ProcHistory, ProcSample},
-    sched::{SchedTotals, close_open_intervals},
+    host::procfs::{ProcHistory, ProcSample},
+    sched::model::{SchedTotals, close_open_intervals},
 };
 
 /// Reads of an exited thread's kernel entry before it is removed: the first read may precede

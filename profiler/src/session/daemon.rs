@@ -5,8 +5,9 @@
 use std::collections::HashSet;
 
 use crate::{
-    cuda::capture::CudaCapture, discovery::Discovery, probes::Probes, procstat,
-    session::watch_process, tracker::Tracker,
+    bpf::{Capability, Probes},
+    sched::tracker::Tracker,
+    session::{discovery::Discovery, watch::watch_process},
 };
 
 /// Scans for new processes and starts watching them.
@@ -14,17 +15,15 @@ pub fn watch_new(
     discovery: &mut Discovery,
     probes: &mut Probes,
     tracker: &mut Tracker,
-    fd_table: bool,
+    captures: &mut [&mut dyn Capability],
     at_s: f64,
 ) {
     let watched: HashSet<u32> = probes.watched().into_iter().collect();
     for pid in discovery.scan(&watched) {
         match watch_process(probes, tracker, pid, true, at_s) {
             Ok(()) => {
-                if fd_table {
-                    for fd in procstat::socket_fds(pid) {
-                        let _ = probes.mark_socket(pid, fd);
-                    }
+                for c in captures.iter_mut() {
+                    c.process_added(probes, pid);
                 }
                 let comm = tracker.procs.get(&pid).map_or("", |p| p.comm.as_str());
                 eprintln!("profiler: watching pid {pid} ({comm})");
@@ -36,25 +35,26 @@ pub fn watch_new(
 }
 
 /// Drops everything kept about processes that exited (their series were stopped already).
-pub fn forget_exited(probes: &mut Probes, tracker: &mut Tracker, cuda: Option<&mut CudaCapture>) {
+pub fn forget_exited(
+    probes: &mut Probes,
+    tracker: &mut Tracker,
+    captures: &mut [&mut dyn Capability],
+) {
     let exited: Vec<u32> = tracker
         .procs
         .values()
         .filter(|p| p.exited)
         .map(|p| p.pid)
         .collect();
-    if exited.is_empty() {
-        return;
-    }
     for &pid in &exited {
         for tid in tracker.forget_process(pid) {
             probes.forget_thread(tid);
         }
         probes.detach_process(pid);
     }
-    if let Some(c) = cuda {
+    for c in captures.iter_mut() {
         for &pid in &exited {
-            c.forget_process(pid);
+            c.forget_process(probes, pid);
         }
     }
 }

@@ -245,8 +245,15 @@ mod tests {
             },
             Duration::from_millis(500),
         );
-        // The listener is ours, and we never profile ourselves.
-        assert!(by_port.scan(&HashSet::new()).is_empty());
+        // The listener is ours, and we never profile ourselves. A child another test forked and
+        // holds before its exec (`run`'s gated command) shares our descriptors, the listener's
+        // among them: it may be found, but nothing else.
+        let me = std::process::id();
+        for pid in by_port.scan(&HashSet::new()) {
+            assert_ne!(pid, me);
+            let ppid = crate::host::procfs::sample(pid).map(|s| s.ppid);
+            assert_eq!(ppid, Some(me), "pid {pid} is not a child of the test");
+        }
         child.kill().unwrap();
         child.wait().unwrap();
     }

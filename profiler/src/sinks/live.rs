@@ -8,10 +8,10 @@ use std::{
 
 use crate::{
     cuda::{analyzer::CudaInterval, report::live_line},
-    report::{fmt_bytes, fmt_us},
-    requests::IntervalRequests,
-    sched::{SchedTotals, summarize_runq},
-    tracker::Tracker,
+    http::stats::IntervalRequests,
+    sched::model::{SchedTotals, summarize_runq},
+    sched::tracker::Tracker,
+    util::fmt::{fmt_bytes, fmt_us},
 };
 
 pub struct LiveView {

@@ -13,12 +13,12 @@ use prometheus_client::{
 };
 
 use crate::{
-    metrics::{
+    sched::model::bucket_high_ns,
+    sinks::prometheus::{
         catalogue::{Kind, METRICS, MetricDef},
         labels::ProcIdentity,
         state::{HttpKey, ProcSeries, State},
     },
-    sched::bucket_high_ns,
 };
 
 type Labels = Vec<(&'static str, String)>;
@@ -349,7 +349,7 @@ fn gpu_labels(state: &State, index: u32, uuid: &str, reason: Option<&str>) -> La
 
 fn probe_rows<'a>(
     state: &'a State,
-    f: impl Fn(&crate::metrics::state::ProbeRow) -> Option<u64>,
+    f: impl Fn(&crate::sinks::prometheus::state::ProbeRow) -> Option<u64>,
 ) -> Vec<(Labels, Value<'a>)> {
     state
         .probes

@@ -5,7 +5,7 @@ use profiler_common::{CudaEvent, copy_direction, cuda_api as api, cuda_flag};
 
 use crate::{
     http::record::{Outcome, RequestRecord, Role, StreamStats},
-    metrics::{
+    sinks::prometheus::{
         Exporter,
         catalogue::{METRICS, series_names},
         exposition::{self, OPENMETRICS},

@@ -6,18 +6,24 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use crate::{
-    cli::MetricsArgs,
+    bpf::probes::Probes,
     counters::{arith::CounterTotals, events::EventId},
+    derive::hardware::HardwareCapture,
     gpu::{GpuSample, sample::REASONS},
-    hardware::HardwareCapture,
-    metrics::{
+    host::self_usage::AgentUsage,
+    sched::tracker::Tracker,
+    sinks::prometheus::{
         Exporter,
-        state::{GpuRow, ProbeRow, ProcTotals},
+        state::{Caps, GpuRow, ProbeRow, ProcTotals},
     },
-    probes::Probes,
-    report::AgentUsage,
-    tracker::Tracker,
 };
+
+/// What the user asked of the exporter (`--listen`, the series caps).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Config {
+    pub listen: Option<std::net::SocketAddr>,
+    pub caps: Caps,
+}
 
 /// What the session hands over each interval.
 pub struct FeedInputs<'a> {
@@ -211,17 +217,17 @@ pub fn refresh(exporter: &Exporter, inputs: FeedInputs<'_>) {
     state.cpu_energy = cpu.map(|c| c.domain_joules()).unwrap_or_default();
     state.probes = inputs.probes;
     state.agent_cpu_s = agent.cpu_s;
-    state.agent_rss_bytes =
-        crate::procstat::sample(std::process::id()).map_or(agent.max_rss_bytes, |s| s.rss_bytes);
+    state.agent_rss_bytes = crate::host::procfs::sample(std::process::id())
+        .map_or(agent.max_rss_bytes, |s| s.rss_bytes);
 }
 
 /// Starts the `/metrics` endpoint when `--listen` asks for it.
-pub fn start_exporter(args: &MetricsArgs) -> Result<Option<Exporter>> {
-    let Some(addr) = args.listen else {
+pub fn start_exporter(config: &Config) -> Result<Option<Exporter>> {
+    let Some(addr) = config.listen else {
         return Ok(None);
     };
     let node = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty());
-    let (exporter, server) = Exporter::start(addr, args.caps(), node)?;
+    let (exporter, server) = Exporter::start(addr, config.caps, node)?;
     eprintln!(
         "profiler: serving Prometheus metrics on http://{}/metrics",
         server.addr

@@ -22,14 +22,15 @@ use profiler_common::CudaEvent;
 use prometheus_client::registry::Registry;
 
 use crate::{
+    cuda::observer::CudaObserver,
+    http::observer::RequestObserver,
     http::record::RequestRecord,
-    metrics::{
+    sinks::prometheus::{
         collector::StateCollector,
         labels::ProcIdentity,
         server::MetricsServer,
         state::{Caps, State},
     },
-    observe::{CudaObserver, RequestObserver},
 };
 
 /// The exporter: state shared between the session (writer) and the HTTP thread (reader).
@@ -77,7 +78,7 @@ impl Exporter {
     }
 
     /// Starts series for processes the tracker found since, stops those of exited ones.
-    pub fn sync_processes(&self, tracker: &crate::tracker::Tracker) {
+    pub fn sync_processes(&self, tracker: &crate::sched::tracker::Tracker) {
         let known: std::collections::HashSet<u32> = self.lock().pids().into_iter().collect();
         for p in tracker.procs.values() {
             if p.exited && known.contains(&p.pid) {

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::metrics::exposition;
+use crate::sinks::prometheus::exposition;
 
 /// A running endpoint; stops with the process.
 pub struct MetricsServer {

@@ -13,11 +13,11 @@ use crate::{
         symbols::{ApiClass, api_class, api_name},
     },
     http::record::{Outcome, RequestRecord, Role},
-    metrics::{
+    sched::model::SchedTotals,
+    sinks::prometheus::{
         catalogue::{HTTP_BUCKETS, LAUNCH_BUCKETS, SYNC_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS},
         labels::{OTHER, ProcIdentity},
     },
-    sched::SchedTotals,
 };
 
 /// Limits on the number of series.

@@ -11,12 +11,12 @@ use serde::Serialize;
 
 use super::{Shared, event::TraceEvent, tracks::cuda_track_tid};
 use crate::{
+    cuda::observer::CudaObserver,
     cuda::{
         report::direction_name,
         symbols::{ApiClass, api_class, api_name},
         trace::{has_bytes, has_stream},
     },
-    observe::CudaObserver,
 };
 
 pub const CATEGORY: &str = "cuda";
@@ -114,7 +114,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::timeline::{testing::MemorySink, writer::TraceWriter};
+    use crate::sinks::timeline::{testing::MemorySink, writer::TraceWriter};
 
     fn call(api: u16, timed: bool) -> CudaEvent {
         CudaEvent {

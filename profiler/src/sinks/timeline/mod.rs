@@ -27,12 +27,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
-    cli::TimelineArgs,
-    cuda::capture::CudaCapture,
-    probes::{Probes, SCHED_TRACE_PROBES},
-    procstat,
-    sched::monotonic_ns,
-    sockets::SocketAnalyzer,
+    bpf::Capability, bpf::probes::Probes, cuda::capture::CudaCapture, host::procfs,
+    http::capture::HttpCapture, sched::model::monotonic_ns, sched::probes::SCHED_TRACE_PROBES,
     usage,
 };
 use sched_slices::{OnCpuSlicer, decode_oncpu, write_slice};
@@ -99,6 +95,14 @@ pub struct TimelineSummary {
     pub write_error: Option<String>,
 }
 
+/// What the user asked of the timeline (`--trace FILE`, `--trace-limit`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// Events written at most; later ones are counted as left out.
+    pub limit: u64,
+}
+
 pub struct Timeline {
     shared: Rc<RefCell<Shared>>,
     slicer: OnCpuSlicer,
@@ -110,21 +114,19 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// With `--trace`: creates the file (a usage error when it cannot), attaches the switch
-    /// program and hooks into the analyzers that are on. `None` without `--trace`.
+    /// Creates the file (a usage error when it cannot), attaches the switch program and hooks
+    /// into the captures that are on.
     pub fn start(
         probes: &mut Probes,
-        args: &TimelineArgs,
-        http: Option<&mut SocketAnalyzer>,
+        config: &Config,
+        http: Option<&mut HttpCapture>,
         cuda: Option<&mut CudaCapture>,
         mono_to_unix_ns: i128,
-    ) -> Result<Option<Self>> {
-        let Some(path) = &args.trace else {
-            return Ok(None);
-        };
+    ) -> Result<Self> {
+        let path = &config.path;
         let file = File::create(path)
             .map_err(|e| usage!("cannot write the timeline to {}: {e}", path.display()))?;
-        let writer = TraceWriter::new(Box::new(file), args.trace_limit);
+        let writer = TraceWriter::new(Box::new(file), config.limit);
         let shared = Rc::new(RefCell::new(Shared::new(writer)));
         probes.attach(SCHED_TRACE_PROBES)?;
         let switch_attached = probes
@@ -134,13 +136,13 @@ impl Timeline {
         // After the attach: an interval that began before it (its CPU had not switched since)
         // starts at the window start.
         let window_start_ns = monotonic_ns();
-        if let Some(analyzer) = http {
-            analyzer.observe(Box::new(requests::RequestTrack::new(shared.clone())));
+        if let Some(http) = http {
+            http.observe(Box::new(requests::RequestTrack::new(shared.clone())));
         }
         if let Some(capture) = cuda {
             capture.observe(Box::new(cuda::CudaTrack::new(shared.clone())));
         }
-        Ok(Some(Self {
+        Ok(Self {
             shared,
             slicer: OnCpuSlicer::new(window_start_ns),
             path: path.clone(),
@@ -148,11 +150,11 @@ impl Timeline {
             window_start_ns,
             mono_to_unix_ns,
             malformed: 0,
-        }))
+        })
     }
 
     /// Writes the queued on-CPU intervals as slices (call on the drain tick).
-    pub fn drain(&mut self, probes: &mut Probes) {
+    fn drain_slices(&mut self, probes: &mut Probes) {
         let Self {
             shared,
             slicer,
@@ -182,12 +184,12 @@ impl Timeline {
     ) -> TimelineSummary {
         let end_ns = monotonic_ns();
         self.slicer.close_window(end_ns);
-        self.drain(probes);
+        self.drain_slices(probes);
         let on_cpu_now: Vec<(u32, u32, u32)> = probes
             .threads()
             .into_iter()
             .filter(|(_, s)| s.on_cpu_since_ns != 0)
-            .filter_map(|(tid, s)| Some((s.tgid, tid, procstat::thread_cpu(s.tgid, tid)?)))
+            .filter_map(|(tid, s)| Some((s.tgid, tid, procfs::thread_cpu(s.tgid, tid)?)))
             .collect();
         let last_switch = probes.last_switch_ns();
         let mut shared = self.shared.borrow_mut();
@@ -195,8 +197,7 @@ impl Timeline {
         for slice in self.slicer.finish(on_cpu_now, &last_switch) {
             write_slice(shared, &slice);
         }
-        let name =
-            |pid: u32, tid: u32| name_of(pid, tid).or_else(|| procstat::thread_comm(pid, tid));
+        let name = |pid: u32, tid: u32| name_of(pid, tid).or_else(|| procfs::thread_comm(pid, tid));
         shared.tracks.write_names(&mut shared.writer, &name);
         let mut summary = TimelineSummary {
             generator: format!("profiler {}", env!("CARGO_PKG_VERSION")),
@@ -252,44 +253,8 @@ fn announce(s: &TimelineSummary, path: &std::path::Path, quiet: bool) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use clap::Parser as _;
-
-    use crate::cli::{Cli, Command};
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("profiler").chain(args.iter().copied()))
-    }
-
-    #[test]
-    fn trace_is_off_by_default_with_a_million_event_limit() {
-        let Command::Attach(a) = parse(&["attach", "--pid", "1"]).unwrap().command else {
-            panic!("not attach")
-        };
-        assert_eq!(a.output.timeline.trace, None);
-        assert_eq!(a.output.timeline.trace_limit, 1_000_000);
-    }
-
-    #[test]
-    fn run_and_attach_take_trace_and_its_limit() {
-        let cli = parse(&["run", "--trace", "t.json", "--trace-limit", "10", "--", "x"]).unwrap();
-        let Command::Run(r) = cli.command else {
-            panic!("not run")
-        };
-        assert_eq!(r.output.timeline.trace.as_deref(), Some("t.json".as_ref()));
-        assert_eq!(r.output.timeline.trace_limit, 10);
-        let cli = parse(&["attach", "--pid", "1", "--no-http", "--trace", "t.json"]).unwrap();
-        let Command::Attach(a) = cli.command else {
-            panic!("not attach")
-        };
-        assert!(a.output.timeline.trace.is_some() && a.output.http.no_http);
-    }
-
-    #[test]
-    fn a_limit_needs_a_trace_and_must_be_positive() {
-        assert!(parse(&["attach", "--pid", "1", "--trace-limit", "10"]).is_err());
-        assert!(parse(&["attach", "--pid", "1", "--trace", "t", "--trace-limit", "0"]).is_err());
-        assert!(parse(&["attach", "--pid", "1", "--trace", "t", "--trace-limit", "x"]).is_err());
+impl Capability for Timeline {
+    fn drain(&mut self, probes: &mut Probes) {
+        self.drain_slices(probes);
     }
 }

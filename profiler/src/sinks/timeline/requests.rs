@@ -13,8 +13,8 @@ use super::{
     event::{NoArgs, TraceEvent, phase},
 };
 use crate::{
+    http::observer::RequestObserver,
     http::record::{Outcome, RequestRecord, Role},
-    observe::RequestObserver,
 };
 
 pub const CATEGORY: &str = "http";
@@ -149,7 +149,7 @@ mod tests {
     use super::*;
     use crate::{
         http::record::StreamStats,
-        timeline::{testing::MemorySink, writer::TraceWriter},
+        sinks::timeline::{testing::MemorySink, writer::TraceWriter},
     };
 
     fn record(role: Role, status: Option<u16>, stream: bool) -> RequestRecord {

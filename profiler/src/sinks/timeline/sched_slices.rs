@@ -197,7 +197,7 @@ pub fn write_slice(shared: &mut Shared, s: &Slice) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::{testing::MemorySink, writer::TraceWriter};
+    use crate::sinks::timeline::{testing::MemorySink, writer::TraceWriter};
 
     const PID: u32 = 100;
 

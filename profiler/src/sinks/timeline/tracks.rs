@@ -94,7 +94,7 @@ fn sorted(index: i64) -> MetaArgs<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::testing::MemorySink;
+    use crate::sinks::timeline::testing::MemorySink;
 
     #[test]
     fn names_every_process_and_thread_once() {

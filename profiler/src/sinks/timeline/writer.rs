@@ -156,7 +156,7 @@ impl Drop for TraceWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::{
+    use crate::sinks::timeline::{
         event::{MetaArgs, NoArgs, metadata},
         testing::MemorySink,
     };

@@ -1,0 +1,20 @@
+//! The one trait the session loop iterates over: what every capture (HTTP, CUDA, the
+//! timeline, the hardware samplers) does on the loop's ticks. Typed start and finish stay with
+//! each capture (their configs and report sections differ); the loop needs only these.
+
+use crate::bpf::Probes;
+
+pub trait Capability {
+    /// Hands the records queued in the capture's ring buffers to its analysis (every 10 ms).
+    fn drain(&mut self, _probes: &mut Probes) {}
+
+    /// Housekeeping on the 50 ms poll tick (rescans, following new threads); `watched` is the
+    /// kernel's set of watched processes.
+    fn poll(&mut self, _probes: &mut Probes, _watched: &[u32]) {}
+
+    /// `pid` is watched from now on (the daemon found it after the start).
+    fn process_added(&mut self, _probes: &mut Probes, _pid: u32) {}
+
+    /// `pid` exited and is being forgotten (the daemon): drop what is kept for it.
+    fn forget_process(&mut self, _probes: &mut Probes, _pid: u32) {}
+}
