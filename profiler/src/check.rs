@@ -85,7 +85,7 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
         privileges(caps_ok),
         "cannot load eBPF programs: attach and run refuse to start (use sudo)",
     ));
-    let btf = preflight::btf_path();
+    let btf = crate::host::btf::btf_path();
     lines.push(line(
         "btf",
         if btf.is_file() {

@@ -86,7 +86,7 @@ impl Graph {
             let targets: BTreeSet<String> = paths
                 .paths
                 .iter()
-                .filter_map(|p| absolute(&module, p))
+                .filter_map(|(inline, p)| absolute(&[module.clone(), inline.clone()].concat(), p))
                 .filter_map(|p| resolve(&files, &p))
                 // The crate root only declares modules (exported macros live in their files).
                 .filter(|t| t != file && t != "lib.rs" && t != "main.rs")
@@ -100,10 +100,10 @@ impl Graph {
         let mut out = Vec::new();
         for (from, targets) in &self.edges {
             for to in targets {
-                if let Some(p) = rule_broken(from, to) {
-                    if !out.contains(&p) {
-                        out.push(p);
-                    }
+                if let Some(p) = rule_broken(from, to)
+                    && !out.contains(&p)
+                {
+                    out.push(p);
                 }
             }
         }
@@ -295,7 +295,9 @@ fn rule_broken(from: &str, to: &str) -> Option<String> {
 /// streams of macro calls.
 #[derive(Default)]
 struct PathCollector {
-    paths: Vec<Vec<String>>,
+    /// (the inline `mod x { … }` blocks the path sits in, the path).
+    paths: Vec<(Vec<String>, Vec<String>)>,
+    inline: Vec<String>,
 }
 
 impl PathCollector {
@@ -323,7 +325,7 @@ impl PathCollector {
         if let Some(l) = last.filter(|l| l != "self") {
             path.push(l);
         }
-        self.paths.push(path);
+        self.paths.push((self.inline.clone(), path));
     }
 
     fn tokens(&mut self, tokens: TokenStream) {
@@ -349,7 +351,7 @@ impl PathCollector {
                         j += 3;
                     }
                     if path.len() > 1 {
-                        self.paths.push(path);
+                        self.paths.push((self.inline.clone(), path));
                     }
                     i = j;
                     continue;
@@ -369,9 +371,21 @@ impl<'ast> Visit<'ast> for PathCollector {
     fn visit_path(&mut self, path: &'ast syn::Path) {
         let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
         if segments.len() > 1 {
-            self.paths.push(segments);
+            self.paths.push((self.inline.clone(), segments));
         }
         syn::visit::visit_path(self, path);
+    }
+
+    fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        // `super` inside `mod tests { … }` is the file's own module.
+        let inline = item.content.is_some();
+        if inline {
+            self.inline.push(item.ident.to_string());
+        }
+        syn::visit::visit_item_mod(self, item);
+        if inline {
+            self.inline.pop();
+        }
     }
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
@@ -428,7 +442,12 @@ mod tests {
             ("http/parse.rs", "pub struct Head;"),
             ("http/conn.rs", "use super::parse::Head;"),
             ("http/conn_tests.rs", "use super::*;"),
+            (
+                "http/sse.rs",
+                "use super::parse::Head; #[cfg(test)] mod tests { use super::*; }",
+            ),
         ]);
+        assert_eq!(edges(&g, "http/sse.rs"), ["http/parse.rs"]);
         assert_eq!(edges(&g, "http/conn.rs"), ["http/parse.rs"]);
         assert_eq!(edges(&g, "http/conn_tests.rs"), ["http/mod.rs"]);
     }

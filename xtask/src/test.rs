@@ -33,6 +33,8 @@ pub fn run() -> Result<()> {
         "clippy (eBPF crate, nightly, bpf target)",
         &mut ebpf_clippy(),
     )?;
+    println!("\n== layers (imports of profiler/src: no cycles, nothing points up)");
+    crate::layers::run(false)?;
     step("build", cargo().args(["build", "--bins"]))?;
 
     let mut tally = Tally::default();

@@ -182,19 +182,17 @@ impl Probes {
         {
             return (Err(anyhow!("disabled by {env}")), point);
         }
-        if spec.needs_task_offsets {
-            if self.task_pid_offset == 0 {
-                // Only the failure path parses BTF a second time, for the reason.
-                let why = crate::host::btf::task_offsets(&crate::host::preflight::btf_path())
-                    .err()
-                    .map_or_else(|| "unknown".into(), |e| format!("{e:#}"));
-                return (
-                    Err(anyhow!(
-                        "no task_struct.pid/tgid offsets from kernel BTF ({why})"
-                    )),
-                    point,
-                );
-            }
+        if spec.needs_task_offsets && self.task_pid_offset == 0 {
+            // Only the failure path parses BTF a second time, for the reason.
+            let why = crate::host::btf::task_offsets(&crate::host::btf::btf_path())
+                .err()
+                .map_or_else(|| "unknown".into(), |e| format!("{e:#}"));
+            return (
+                Err(anyhow!(
+                    "no task_struct.pid/tgid offsets from kernel BTF ({why})"
+                )),
+                point,
+            );
         }
         let result =
             attach_raw_tracepoint(&mut self.ebpf, spec).map(|link| self.links.push(Box::new(link)));

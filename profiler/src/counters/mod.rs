@@ -11,7 +11,9 @@ pub mod arith;
 pub mod events;
 pub mod report;
 pub mod sampler;
+pub mod stats;
 mod sys;
 
-pub use report::{CountersSection, SamplerStatus, live_line, render_text};
-pub use sampler::{CounterSampler, ProcessCounters};
+pub use report::{CountersSection, live_line, render_text};
+pub use sampler::CounterSampler;
+pub use stats::{ProcessCounters, SamplerStatus};

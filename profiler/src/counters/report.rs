@@ -7,22 +7,9 @@ use serde::Serialize;
 use super::{
     arith::{CounterTotals, Vectorization, WidthShares, miss_ratio, vectorization},
     events::{EventId, VectorSource},
-    sampler::ProcessCounters,
+    stats::{ProcessCounters, SamplerStatus},
 };
 use crate::util::fmt::fmt_secs;
-
-/// What the sampler found the machine can count, decided once at start-up.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SamplerStatus {
-    /// Counts include kernel-mode work (false when perf_event_paranoid forbade it).
-    pub kernel_included: bool,
-    pub software_unavailable: Option<String>,
-    pub hardware_unavailable: Option<String>,
-    pub vector_source: Option<VectorSource>,
-    pub vectorization_unavailable: Option<String>,
-    /// Events this PMU does not offer (`name: reason`); the others are counted.
-    pub unsupported_events: Vec<String>,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CountersSection {

@@ -13,33 +13,10 @@ use std::{collections::BTreeMap, io};
 use super::{
     arith::CounterTotals,
     events::{self, EventId, Family, FamilyKind},
-    report::{CountersSection, SamplerStatus, build_section},
+    report::{CountersSection, build_section},
+    stats::{ProcessCounters, SamplerStatus},
     sys::{self, OpenGroup},
 };
-
-/// A process's counts as of the latest `read`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ProcessCounters {
-    pub pid: u32,
-    /// Since the previous `read` (including threads that exited in between).
-    pub interval: CounterTotals,
-    /// Since the process was added.
-    pub total: CounterTotals,
-    /// Threads with open counters now.
-    pub threads_live: usize,
-    /// Threads ever counted, and how many of them exited.
-    pub threads_counted: u64,
-    pub threads_exited: u64,
-    /// The latest reason a thread's counters could not be opened (a thread that is gone
-    /// is not an error).
-    pub open_error: Option<String>,
-}
-
-impl ProcessCounters {
-    pub fn multiplexed(&self) -> bool {
-        self.total.multiplexed()
-    }
-}
 
 #[derive(Default)]
 struct ProcState {

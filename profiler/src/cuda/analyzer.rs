@@ -17,7 +17,9 @@ use crate::cuda::aggregates::{
     ApiAgg, KernelAgg, Memory, StreamAgg, ThreadSync, per_s, stream_rows, sync_summary,
 };
 use crate::cuda::names::{NameId, Names, decode_name_event, short_name};
+pub use crate::cuda::names::{NoStubs, StubNames};
 use crate::cuda::observer::CudaObserver;
+pub use crate::cuda::report::CudaInterval;
 use crate::cuda::report::{
     ApiStats, CopyStats, CudaAnalysis, DIRECTIONS, KernelStats, Launches, NameStats, OtherKernels,
 };
@@ -25,34 +27,6 @@ use crate::cuda::symbols::{ApiClass, api_class, api_name};
 use crate::cuda::trace::CudaTrace;
 
 pub use crate::cuda::report::live_line;
-
-/// Names a runtime launch's host stub (a symbol of the process at `addr`). The analyzer asks
-/// once per (pid, addr) and only when no driver table names the launch.
-pub trait StubNames {
-    fn stub_name(&mut self, pid: u32, addr: u64) -> Option<String>;
-}
-
-/// A `StubNames` that knows nothing (stubs already asked about are still named from the cache).
-pub struct NoStubs;
-
-impl StubNames for NoStubs {
-    fn stub_name(&mut self, _pid: u32, _addr: u64) -> Option<String> {
-        None
-    }
-}
-
-/// Figures since the previous `take_interval`, for the live view.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CudaInterval {
-    pub launches: u64,
-    pub graph_launches: u64,
-    pub sync_calls: u64,
-    /// Thread time blocked in syncs, summed over threads.
-    pub sync_wait_ns: u64,
-    pub copy_bytes: u64,
-    /// The most launched kernel (short name) and its launches.
-    pub top_kernel: Option<(String, u64)>,
-}
 
 #[derive(Debug, Default)]
 struct Interval {

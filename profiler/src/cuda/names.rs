@@ -8,7 +8,20 @@
 use profiler_common::{CUDA_NAME_MAX, CudaEvent, CudaNameEvent, cuda_api as api, cuda_flag};
 use rustc_hash::FxHashMap;
 
-use crate::cuda::analyzer::StubNames;
+/// Names a runtime launch's host stub (a symbol of the process at `addr`). The analyzer asks
+/// once per (pid, addr) and only when no driver table names the launch.
+pub trait StubNames {
+    fn stub_name(&mut self, pid: u32, addr: u64) -> Option<String>;
+}
+
+/// A `StubNames` that knows nothing (stubs already asked about are still named from the cache).
+pub struct NoStubs;
+
+impl StubNames for NoStubs {
+    fn stub_name(&mut self, _pid: u32, _addr: u64) -> Option<String> {
+        None
+    }
+}
 
 /// Index of an interned [`KernelName`].
 pub type NameId = u32;

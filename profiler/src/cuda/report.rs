@@ -6,9 +6,21 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::cuda::analyzer::CudaInterval;
 use crate::cuda::attach::AttachedLibrary;
 use crate::util::fmt::{fmt_bytes, fmt_us};
+
+/// Figures since the previous `take_interval`, for the live view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CudaInterval {
+    pub launches: u64,
+    pub graph_launches: u64,
+    pub sync_calls: u64,
+    /// Thread time blocked in syncs, summed over threads.
+    pub sync_wait_ns: u64,
+    pub copy_bytes: u64,
+    /// The most launched kernel (short name) and its launches.
+    pub top_kernel: Option<(String, u64)>,
+}
 
 /// `CudaEvent::direction` as the report and the trace spell it (index = the value).
 pub const DIRECTIONS: [&str; 6] = ["unknown", "htod", "dtoh", "dtod", "htoh", "peer"];

@@ -2,9 +2,16 @@
 //! its types and members crate-private). Used for `task_struct.pid`, which the raw
 //! `sched_switch` program reads from the `next` task pointer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
+
+/// Path of the kernel's BTF; `PROFILER_BTF` overrides it.
+pub fn btf_path() -> PathBuf {
+    std::env::var_os("PROFILER_BTF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/sys/kernel/btf/vmlinux"))
+}
 
 const BTF_MAGIC: u16 = 0xeb9f;
 const KIND_INT: u32 = 1;

@@ -1,11 +1,12 @@
 //! Checks that must pass before anything is loaded: privileges, kernel BTF, tracefs.
 //! Each failure is a one-line usage error (exit code 2).
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 
-use crate::{host::tracefs, usage};
+use crate::{
+    host::{btf::btf_path, tracefs},
+    usage,
+};
 
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
@@ -29,13 +30,6 @@ pub fn parse_cap_eff(status: &str) -> Option<u64> {
 pub fn caps_allow_tracing(caps: u64) -> bool {
     let has = |c: u32| caps & (1u64 << c) != 0;
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
-}
-
-/// Path of the kernel's BTF; `PROFILER_BTF` overrides it.
-pub fn btf_path() -> PathBuf {
-    std::env::var_os("PROFILER_BTF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/sys/kernel/btf/vmlinux"))
 }
 
 /// Everything `attach`/`run` need before loading programs.

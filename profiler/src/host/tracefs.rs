@@ -91,7 +91,7 @@ fn offset_of(tracefs: &Path, event: &str, field: &str) -> Result<u32> {
 /// `task_struct` offsets (pid, tgid, se.sum_exec_runtime) from its BTF (0 when BTF does not
 /// say: the perf-event `sched_switch` is used then).
 pub fn tracepoint_offsets(tracefs: &Path) -> Result<TracepointOffsets> {
-    let task = crate::host::btf::task_offsets(&crate::host::preflight::btf_path()).ok();
+    let task = crate::host::btf::task_offsets(&crate::host::btf::btf_path()).ok();
     Ok(TracepointOffsets {
         switch_prev_comm: offset_of(tracefs, "sched/sched_switch", "prev_comm")?,
         switch_prev_pid: offset_of(tracefs, "sched/sched_switch", "prev_pid")?,

@@ -7,7 +7,7 @@ use crate::{
     bpf::ProbeStatus,
     http::section::write_http,
     sched::section::write_sched_line,
-    sinks::report::Report,
+    sinks::report::model::Report,
     util::fmt::{fmt_bytes, fmt_secs, fmt_us},
 };
 
@@ -149,4 +149,19 @@ pub fn to_text(r: &Report) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_text;
+    use crate::sinks::report::model::tests::sample_report;
+
+    #[test]
+    fn text_names_processes_and_threads() {
+        let text = to_text(&sample_report());
+        assert!(text.contains("target 42 (server)"));
+        assert!(text.contains("worker"));
+        assert!(text.contains("on-cpu 1.50 s"));
+        assert!(text.contains("run-queue latency (10 waits)"));
+    }
 }
