@@ -14,7 +14,9 @@ use aya::{
         uprobe::{UProbeAttachPoint, UProbeScope},
     },
 };
-use profiler_common::{ConnAddrs, NetConfig, ThreadStats, TracepointOffsets, counter};
+use profiler_common::{
+    ConnAddrs, NetConfig, ThreadStats, TracepointOffsets, counter, global_name, map_name,
+};
 use serde::Serialize;
 
 use crate::bpf::table::{ProbeSpec, RAW_TRACEPOINT};
@@ -76,44 +78,29 @@ impl Drop for Probes {
     }
 }
 
-/// Size of the socket-event ring buffer: at ~600 bytes per event, about 14k events between two
-/// drains (every 10 ms), i.e. headroom for ~1M socket syscalls/s.
-pub const SOCK_RING_BYTES: u32 = 8 << 20;
-
-/// Size of the CUDA call ring buffer: 96-byte records, ~40k between two drains (every 10 ms),
-/// i.e. headroom for ~4M calls/s.
-pub const CUDA_RING_BYTES: u32 = 4 << 20;
-
-/// Size of the on-CPU ring buffer (`--trace`): 32-byte records (+8 of header), ~50k between two
-/// drains (every 10 ms), i.e. headroom for ~5M context switches/s of watched threads.
-pub const ONCPU_RING_BYTES: u32 = 2 << 20;
-
 impl Probes {
     /// Loads the object with this kernel's tracepoint offsets. Nothing is attached yet, so the
     /// caller can seed the maps first.
     pub fn load(offsets: &TracepointOffsets, net: &NetConfig) -> Result<Self> {
         let mut ebpf = EbpfLoader::new()
-            .override_global("TP_OFFSETS", offsets, true)
-            .override_global("NET_CONFIG", net, true)
-            .map_max_entries("SOCK_EVENTS", SOCK_RING_BYTES)
-            .map_max_entries("CUDA_EVENTS", CUDA_RING_BYTES)
-            .map_max_entries("ONCPU_EVENTS", ONCPU_RING_BYTES)
+            .override_global(global_name::TP_OFFSETS, offsets, true)
+            .override_global(global_name::NET_CONFIG, net, true)
             .load(PROBES_OBJECT)
             .context("loading the eBPF object")?;
         let mut take = |name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| anyhow!("eBPF object has no map {name}"))
         };
-        let watched = HashMap::try_from(take("WATCHED")?)?;
-        let threads = HashMap::try_from(take("THREAD_STATS")?)?;
-        let counters = PerCpuArray::try_from(take("COUNTERS")?)?;
-        let socket_fds = HashMap::try_from(take("SOCKET_FDS")?)?;
-        let conn_addrs = HashMap::try_from(take("CONN_ADDRS")?)?;
-        let sock_events = Some(RingBuf::try_from(take("SOCK_EVENTS")?)?);
-        let cuda_events = RingBuf::try_from(take("CUDA_EVENTS")?)?;
-        let cuda_names = RingBuf::try_from(take("CUDA_NAMES")?)?;
-        let oncpu_events = RingBuf::try_from(take("ONCPU_EVENTS")?)?;
-        let last_switch = PerCpuArray::try_from(take("LAST_SWITCH")?)?;
+        let watched = HashMap::try_from(take(map_name::WATCHED)?)?;
+        let threads = HashMap::try_from(take(map_name::THREAD_STATS)?)?;
+        let counters = PerCpuArray::try_from(take(map_name::COUNTERS)?)?;
+        let socket_fds = HashMap::try_from(take(map_name::SOCKET_FDS)?)?;
+        let conn_addrs = HashMap::try_from(take(map_name::CONN_ADDRS)?)?;
+        let sock_events = Some(RingBuf::try_from(take(map_name::SOCK_EVENTS)?)?);
+        let cuda_events = RingBuf::try_from(take(map_name::CUDA_EVENTS)?)?;
+        let cuda_names = RingBuf::try_from(take(map_name::CUDA_NAMES)?)?;
+        let oncpu_events = RingBuf::try_from(take(map_name::ONCPU_EVENTS)?)?;
+        let last_switch = PerCpuArray::try_from(take(map_name::LAST_SWITCH)?)?;
         Ok(Self {
             ebpf,
             watched,

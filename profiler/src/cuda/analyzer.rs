@@ -61,13 +61,7 @@ pub struct CudaAnalyzer {
 
 /// Decodes one `CUDA_EVENTS` record; `None` when it is short.
 pub fn decode_event(record: &[u8]) -> Option<CudaEvent> {
-    if record.len() < size_of::<CudaEvent>() {
-        return None;
-    }
-    // SAFETY: the slice holds at least size_of::<CudaEvent>() bytes (checked above); CudaEvent
-    // is #[repr(C)] plain integers, valid for any bit pattern; read_unaligned copes with the
-    // ring buffer's alignment.
-    Some(unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<CudaEvent>()) })
+    crate::util::pod::read_record(record)
 }
 
 impl CudaAnalyzer {

@@ -69,13 +69,7 @@ pub struct Names {
 
 /// Decodes one `CUDA_NAMES` record; `None` when it is short.
 pub fn decode_name_event(record: &[u8]) -> Option<CudaNameEvent> {
-    if record.len() < size_of::<CudaNameEvent>() {
-        return None;
-    }
-    // SAFETY: the slice holds at least size_of::<CudaNameEvent>() bytes (checked above);
-    // CudaNameEvent is #[repr(C)] plain integers and byte arrays, valid for any bit pattern;
-    // read_unaligned copes with the ring buffer's alignment.
-    Some(unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<CudaNameEvent>()) })
+    crate::util::pod::read_record(record)
 }
 
 /// The name bytes up to the first NUL (lossy UTF-8), and whether there was no NUL (cut).

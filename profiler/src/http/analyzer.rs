@@ -137,12 +137,7 @@ pub struct SockEvent<'a> {
 /// Decodes a ring-buffer record; `None` for a record too short for its header. Never panics.
 pub fn decode(bytes: &[u8]) -> Option<SockEvent<'_>> {
     let hdr_len = size_of::<SockEventHeader>();
-    if bytes.len() < hdr_len {
-        return None;
-    }
-    // SAFETY: the length was checked; SockEventHeader is plain integers (any bit pattern is
-    // valid) and read_unaligned does not require alignment.
-    let header = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<SockEventHeader>()) };
+    let header: SockEventHeader = crate::util::pod::read_record(bytes)?;
     let rest = &bytes[hdr_len..];
     let n = (header.captured as usize).min(rest.len());
     Some(SockEvent {

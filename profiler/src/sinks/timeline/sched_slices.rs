@@ -49,13 +49,7 @@ pub struct Slice {
 
 /// Decodes one `ONCPU_EVENTS` record; `None` when it is short.
 pub fn decode_oncpu(record: &[u8]) -> Option<OnCpuEvent> {
-    if record.len() < size_of::<OnCpuEvent>() {
-        return None;
-    }
-    // SAFETY: the slice holds at least size_of::<OnCpuEvent>() bytes (checked above);
-    // OnCpuEvent is #[repr(C)] plain integers, valid for any bit pattern; read_unaligned copes
-    // with the ring buffer's alignment.
-    Some(unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<OnCpuEvent>()) })
+    crate::util::pod::read_record(record)
 }
 
 #[derive(Debug)]
