@@ -100,6 +100,22 @@ impl RequestRecord {
         Some(first.saturating_sub(self.request_done_ns))
     }
 
+    /// Time per output token after the first (OpenTelemetry's
+    /// `gen_ai.server.time_per_output_token`): (last data event − first data event) /
+    /// (data events − 1); `None` for fewer than two events. The one definition the report,
+    /// the exporter and the timeline use.
+    pub fn tpot_ns(&self) -> Option<f64> {
+        let s = self.stream.as_ref()?;
+        let (first, last) = (s.first_event_ns?, s.last_event_ns?);
+        (s.events >= 2).then(|| last.saturating_sub(first) as f64 / (s.events - 1) as f64)
+    }
+
+    /// Decode time: first data event → last response byte out (latency − TTFT).
+    pub fn decode_ns(&self) -> Option<u64> {
+        self.ttft_ns()
+            .map(|ttft| self.latency_ns().saturating_sub(ttft))
+    }
+
     /// Prompt tokens (stream usage first, then body usage).
     pub fn prompt_tokens(&self) -> Option<u64> {
         self.stream

@@ -1,5 +1,7 @@
-//! `text/event-stream` event splitting and `usage` token extraction, fed the de-chunked body of
-//! a response piece by piece (captured bytes, and counts of bytes the capture did not keep).
+//! `text/event-stream` event splitting and `usage` token extraction (no I/O).
+//!
+//! Fed the de-chunked body of a response piece by piece (captured bytes, and counts of bytes the
+//! capture did not keep).
 //!
 //! Events end at a blank line (`\n\n`, `\r\n\r\n`, `\r\r`, or mixed line endings). An event with
 //! at least one `data` field is a data event unless its data is exactly `[DONE]`; its time is
@@ -18,7 +20,8 @@
 //! `"completion_tokens"`, `"input_tokens"` or `"output_tokens"` followed by optional white
 //! space, `:`, optional white space and digits; the last value seen wins.
 
-use super::parse::{find_byte, find_byte2};
+use memchr::{memchr, memchr2};
+
 use super::record::StreamStats;
 
 /// Which count a usage key gives.
@@ -85,7 +88,7 @@ impl UsageScanner {
         let mut i = 0;
         while i < data.len() {
             if self.phase == Phase::Idle {
-                let Some(p) = find_byte(&data[i..], b'"') else {
+                let Some(p) = memchr(b'"', &data[i..]) else {
                     break;
                 };
                 let at = i + p;
@@ -324,7 +327,7 @@ impl SseScanner {
         while i < data.len() {
             if matches!(self.line, Line::Value | Line::Other) {
                 let rest = &data[i..];
-                let end = find_byte2(rest, b'\n', b'\r').unwrap_or(rest.len());
+                let end = memchr2(b'\n', b'\r', rest).unwrap_or(rest.len());
                 if end > 0 {
                     if self.line == Line::Value {
                         self.value_bytes(&rest[..end]);

@@ -339,7 +339,7 @@ impl SideAcc {
                     s.prefill_ns += u128::from(ttft);
                 }
                 s.decode_tokens += output;
-                s.decode_ns += u128::from(latency.saturating_sub(ttft));
+                s.decode_ns += u128::from(rec.decode_ns().unwrap_or(0));
             }
         }
     }

@@ -147,7 +147,7 @@ impl ProcSeries {
             return;
         }
         self.server_requests += 1;
-        if let Some(stream) = &rec.stream {
+        if rec.stream.is_some() {
             self.gen_ai_duration
                 .get_or_insert_with(|| histogram(HTTP_BUCKETS))
                 .observe(secs);
@@ -156,10 +156,7 @@ impl ProcSeries {
                     .get_or_insert_with(|| histogram(TTFT_BUCKETS))
                     .observe(ttft as f64 / 1e9);
             }
-            if let (Some(first), Some(last)) = (stream.first_event_ns, stream.last_event_ns)
-                && stream.events >= 2
-            {
-                let per_token = last.saturating_sub(first) as f64 / (stream.events - 1) as f64;
+            if let Some(per_token) = rec.tpot_ns() {
                 self.tpot
                     .get_or_insert_with(|| histogram(TPOT_BUCKETS))
                     .observe(per_token / 1e9);

@@ -7,7 +7,7 @@ use crate::{
     bpf::ProbeStatus,
     http::section::write_http,
     sched::section::write_sched_line,
-    sinks::report::model::Report,
+    sinks::report::model::{ProcessReport, Report},
     util::fmt::{fmt_bytes, fmt_secs, fmt_us},
 };
 
@@ -24,71 +24,7 @@ pub fn to_text(r: &Report) -> String {
             .unwrap_or_default()
     );
     for p in &r.processes {
-        let _ = writeln!(
-            out,
-            "\n{} {} ({}){}",
-            p.role,
-            p.pid,
-            p.comm,
-            if p.exited { ", exited" } else { "" }
-        );
-        if let Some(ps) = &p.process {
-            let _ = writeln!(
-                out,
-                "  cpu {:.1}% avg, {:.1}% max   rss {} (peak {})   threads {} (max {})   \
-                 page faults {} minor, {} major",
-                ps.cpu_percent_avg,
-                ps.cpu_percent_max,
-                fmt_bytes(ps.rss_bytes),
-                fmt_bytes(ps.peak_rss_bytes),
-                ps.threads,
-                ps.threads_max,
-                ps.minor_faults,
-                ps.major_faults
-            );
-        }
-        write_sched_line(&mut out, "  ", &p.sched);
-        if let Some(c) = &p.counters {
-            crate::counters::render_text(c, &mut out);
-        }
-        let _ = writeln!(
-            out,
-            "  {:<8} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>6} {:>10} {:>10}",
-            "tid",
-            "thread",
-            "on-cpu",
-            "off-cpu",
-            "runq",
-            "vol-csw",
-            "inv-csw",
-            "migr",
-            "runq p50",
-            "runq p99"
-        );
-        for th in &p.threads {
-            let (p50, p99) = th
-                .sched
-                .runq_latency
-                .as_ref()
-                .map_or(("-".into(), "-".into()), |l| {
-                    (fmt_us(l.p50_us), fmt_us(l.p99_us))
-                });
-            let _ = writeln!(
-                out,
-                "  {:<8} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>6} {:>10} {:>10}{}",
-                th.tid,
-                th.comm,
-                fmt_secs(th.sched.oncpu_s),
-                fmt_secs(th.sched.offcpu_s),
-                fmt_secs(th.sched.runq_wait_s),
-                th.sched.voluntary_switches,
-                th.sched.involuntary_switches,
-                th.sched.migrations,
-                p50,
-                p99,
-                if th.exited { "  (exited)" } else { "" }
-            );
-        }
+        write_process(&mut out, p);
     }
     if let Some(h) = &r.http {
         write_http(&mut out, h);
@@ -101,6 +37,81 @@ pub fn to_text(r: &Report) -> String {
         crate::energy::cpu::render_text(&h.cpu_energy, &mut out);
         crate::derive::efficiency::render_text(&h.efficiency, &mut out);
     }
+    write_health(&mut out, r);
+    out
+}
+
+/// One process: /proc figures, scheduler line, counters, and its threads as a table.
+fn write_process(out: &mut String, p: &ProcessReport) {
+    let _ = writeln!(
+        out,
+        "\n{} {} ({}){}",
+        p.role,
+        p.pid,
+        p.comm,
+        if p.exited { ", exited" } else { "" }
+    );
+    if let Some(ps) = &p.process {
+        let _ = writeln!(
+            out,
+            "  cpu {:.1}% avg, {:.1}% max   rss {} (peak {})   threads {} (max {})   \
+             page faults {} minor, {} major",
+            ps.cpu_percent_avg,
+            ps.cpu_percent_max,
+            fmt_bytes(ps.rss_bytes),
+            fmt_bytes(ps.peak_rss_bytes),
+            ps.threads,
+            ps.threads_max,
+            ps.minor_faults,
+            ps.major_faults
+        );
+    }
+    write_sched_line(out, "  ", &p.sched);
+    if let Some(c) = &p.counters {
+        crate::counters::render_text(c, out);
+    }
+    let _ = writeln!(
+        out,
+        "  {:<8} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>6} {:>10} {:>10}",
+        "tid",
+        "thread",
+        "on-cpu",
+        "off-cpu",
+        "runq",
+        "vol-csw",
+        "inv-csw",
+        "migr",
+        "runq p50",
+        "runq p99"
+    );
+    for th in &p.threads {
+        let (p50, p99) = th
+            .sched
+            .runq_latency
+            .as_ref()
+            .map_or(("-".into(), "-".into()), |l| {
+                (fmt_us(l.p50_us), fmt_us(l.p99_us))
+            });
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<16} {:>10} {:>10} {:>10} {:>8} {:>8} {:>6} {:>10} {:>10}{}",
+            th.tid,
+            th.comm,
+            fmt_secs(th.sched.oncpu_s),
+            fmt_secs(th.sched.offcpu_s),
+            fmt_secs(th.sched.runq_wait_s),
+            th.sched.voluntary_switches,
+            th.sched.involuntary_switches,
+            th.sched.migrations,
+            p50,
+            p99,
+            if th.exited { "  (exited)" } else { "" }
+        );
+    }
+}
+
+/// Probes not attached, the agent's own cost, and what may read low.
+fn write_health(out: &mut String, r: &Report) {
     let degraded: Vec<&ProbeStatus> = r.probes.iter().filter(|p| !p.attached).collect();
     if !degraded.is_empty() {
         let _ = writeln!(out, "\nprobes not attached:");
@@ -148,7 +159,6 @@ pub fn to_text(r: &Report) -> String {
             r.health.threads_dropped, r.health.processes_dropped
         );
     }
-    out
 }
 
 #[cfg(test)]
