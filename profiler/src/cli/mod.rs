@@ -9,7 +9,7 @@ use crate::{
     derive::hardware,
     http,
     session::{self, discovery::DiscoverySpec},
-    sinks::{prometheus::feed, report, timeline},
+    sinks::{cuda_trace, prometheus::feed, report, timeline},
 };
 
 #[derive(Debug, Parser)]
@@ -353,10 +353,12 @@ impl OutputArgs {
                 },
             }),
             events: self.http.events.clone(),
-            cuda: (!self.cuda.no_cuda).then(|| cuda::capture::Config {
+            cuda_trace: self.cuda.cuda_trace.clone().map(|path| cuda_trace::Config {
+                path,
+                limit: self.cuda.cuda_trace_limit,
+            }),
+            cuda: (!self.cuda.no_cuda).then_some(cuda::capture::Config {
                 launch_latency: self.cuda.cuda_launch_latency,
-                trace: self.cuda.cuda_trace.clone(),
-                trace_limit: self.cuda.cuda_trace_limit,
                 top: self.cuda.cuda_top,
                 empty_probes: self.cuda.cuda_empty_probes,
             }),

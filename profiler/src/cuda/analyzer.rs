@@ -1,8 +1,8 @@
 //! CUDA events → aggregates: per-API call counts and host times, kernel launches by name,
 //! syncs per thread, copies per direction, allocations, and a per-stream GPU busy estimate.
 //!
-//! Pure: records in (`on_name`, `on_event`), `CudaAnalysis` out; the only I/O is the optional
-//! `--cuda-trace` writer. Records are decoded with a length check; anything short or with an
+//! Pure: records in (`on_name`, `on_event`), `CudaAnalysis` out; sinks (the `--cuda-trace`
+//! file, the exporter, the timeline) observe every decoded call. Records are decoded with a length check; anything short or with an
 //! unknown API id is counted in `malformed_records`, never a panic.
 //!
 //! Runtime launches (`cudaLaunchKernel*`) are not launches: the driver launch the same thread
@@ -24,7 +24,6 @@ use crate::cuda::report::{
     ApiStats, CopyStats, CudaAnalysis, DIRECTIONS, KernelStats, Launches, NameStats, OtherKernels,
 };
 use crate::cuda::symbols::{ApiClass, api_class, api_name};
-use crate::cuda::trace::CudaTrace;
 
 pub use crate::cuda::report::live_line;
 
@@ -36,7 +35,6 @@ struct Interval {
 
 pub struct CudaAnalyzer {
     top_kernels: usize,
-    trace: Option<CudaTrace>,
     observers: Vec<Box<dyn CudaObserver>>,
     names: Names,
     /// Indexed by API id.
@@ -65,10 +63,9 @@ pub fn decode_event(record: &[u8]) -> Option<CudaEvent> {
 }
 
 impl CudaAnalyzer {
-    pub fn new(top_kernels: usize, trace: Option<CudaTrace>) -> Self {
+    pub fn new(top_kernels: usize) -> Self {
         Self {
             top_kernels,
-            trace,
             observers: Vec::new(),
             names: Names::default(),
             apis: (0..api::COUNT).map(|_| ApiAgg::default()).collect(),
@@ -143,9 +140,6 @@ impl CudaAnalyzer {
             _ => {}
         }
         let kernel = kernel.map(|id| self.names.get(id).display.as_str());
-        if let Some(t) = &mut self.trace {
-            t.record(&ev, kernel);
-        }
         for o in &mut self.observers {
             o.on_cuda_call(&ev, kernel);
         }
@@ -250,7 +244,7 @@ impl CudaAnalyzer {
         counts
     }
 
-    /// The session's figures; also finishes (flushes) the trace.
+    /// The session's figures.
     /// `comm_of(pid, tid)` names threads in the sync table.
     pub fn report(
         &mut self,
@@ -258,10 +252,6 @@ impl CudaAnalyzer {
         comm_of: &dyn Fn(u32, u32) -> Option<String>,
     ) -> CudaAnalysis {
         self.flush_pending(&mut NoStubs);
-        let trace = self.trace.as_mut().map(|t| {
-            t.finish();
-            t.summary()
-        });
         CudaAnalysis {
             apis: self.api_stats(),
             launches: self.launch_stats(duration_s),
@@ -286,7 +276,8 @@ impl CudaAnalyzer {
                 kernels: self.names.counts.kernels,
                 truncated: self.names.counts.truncated,
             },
-            trace,
+            // Filled by the session from the `--cuda-trace` sink.
+            trace: None,
             malformed_records: self.malformed,
         }
     }

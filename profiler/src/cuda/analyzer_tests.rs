@@ -1,175 +1,17 @@
 //! Unit tests of the CUDA analyzer (`analyzer.rs`): per-API counts, copies, memory, syncs and
-//! streams here; kernel naming in `naming_tests.rs`, the report and trace in `report_tests.rs`.
+//! streams here; kernel naming in `naming_tests.rs`, the report in `report_tests.rs` (the trace: `sinks/cuda_trace_tests.rs`).
 //! Records are built as the eBPF side writes them and fed as bytes.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use profiler_common::{CUDA_NAME_MAX, CudaNameEvent};
+use profiler_common::CUDA_NAME_MAX;
 
 use super::*;
 use crate::cuda::report::{CudaSection, MemoryStats, StreamStats, render_text};
+use crate::cuda::testing::*;
 
 #[path = "naming_tests.rs"]
 mod naming_tests;
 #[path = "report_tests.rs"]
 mod report_tests;
-
-const PID: u32 = 100;
-const TID: u32 = 101;
-const US: u64 = 1_000;
-
-/// The bytes of a CUDA record, as the ring buffer hands them over.
-fn event_bytes(ev: &CudaEvent) -> Vec<u8> {
-    // SAFETY: CudaEvent is #[repr(C)] with explicit padding fields (no implicit padding bytes),
-    // so all its size_of bytes are initialized; the slice lives no longer than `ev`.
-    unsafe {
-        std::slice::from_raw_parts(
-            (ev as *const CudaEvent).cast::<u8>(),
-            size_of::<CudaEvent>(),
-        )
-    }
-    .to_vec()
-}
-
-fn name_bytes(ev: &CudaNameEvent) -> Vec<u8> {
-    // SAFETY: as `event_bytes`: #[repr(C)], explicit padding, every byte initialized.
-    unsafe {
-        std::slice::from_raw_parts(
-            (ev as *const CudaNameEvent).cast::<u8>(),
-            size_of::<CudaNameEvent>(),
-        )
-    }
-    .to_vec()
-}
-
-fn call(api_id: u16) -> CudaEvent {
-    CudaEvent {
-        ts_ns: 1_000,
-        tgid: PID,
-        tid: TID,
-        api: api_id,
-        ..Default::default()
-    }
-}
-
-fn timed(mut ev: CudaEvent, duration_ns: u64, ret: i32) -> CudaEvent {
-    ev.flags |= cuda_flag::TIMED;
-    ev.duration_ns = duration_ns;
-    ev.ret = ret;
-    ev
-}
-
-fn launch(function: u64) -> CudaEvent {
-    CudaEvent {
-        handle: function,
-        grid: [4, 1, 1],
-        block: [256, 1, 1],
-        ..call(api::LAUNCH_KERNEL)
-    }
-}
-
-fn runtime_launch(stub: u64) -> CudaEvent {
-    CudaEvent {
-        handle: stub,
-        ..call(api::RT_LAUNCH_KERNEL)
-    }
-}
-
-fn name_event(api_id: u16, handle: u64, name: &[u8]) -> CudaNameEvent {
-    let mut ev = CudaNameEvent {
-        ts_ns: 1,
-        handle,
-        scope: 0x77,
-        tgid: PID,
-        tid: TID,
-        api: api_id,
-        truncated: 0,
-        _pad: [0; 5],
-        name: [0; CUDA_NAME_MAX],
-    };
-    let n = name.len().min(CUDA_NAME_MAX);
-    ev.name[..n].copy_from_slice(&name[..n]);
-    ev
-}
-
-/// A stub resolver that counts how often it is asked.
-#[derive(Default)]
-struct Stubs {
-    names: HashMap<(u32, u64), String>,
-    asked: usize,
-}
-
-impl Stubs {
-    fn with(pid: u32, addr: u64, name: &str) -> Self {
-        let mut s = Self::default();
-        s.names.insert((pid, addr), name.into());
-        s
-    }
-}
-
-impl StubNames for Stubs {
-    fn stub_name(&mut self, pid: u32, addr: u64) -> Option<String> {
-        self.asked += 1;
-        self.names.get(&(pid, addr)).cloned()
-    }
-}
-
-fn analyzer() -> CudaAnalyzer {
-    CudaAnalyzer::new(10, None)
-}
-
-fn feed(a: &mut CudaAnalyzer, evs: &[CudaEvent], stubs: &mut dyn StubNames) {
-    for ev in evs {
-        a.on_event(&event_bytes(ev), stubs);
-    }
-}
-
-fn name(a: &mut CudaAnalyzer, api_id: u16, handle: u64, n: &str) {
-    a.on_name(&name_bytes(&name_event(api_id, handle, n.as_bytes())));
-}
-
-fn report(a: &mut CudaAnalyzer) -> CudaAnalysis {
-    a.report(2.0, &|_, tid| Some(format!("t{tid}")))
-}
-
-fn api_row<'a>(r: &'a CudaAnalysis, n: &str) -> &'a ApiStats {
-    r.apis.iter().find(|a| a.api == n).expect(n)
-}
-
-fn kernel<'a>(r: &'a CudaAnalysis, n: &str) -> &'a KernelStats {
-    r.launches.kernels.iter().find(|k| k.name == n).expect(n)
-}
-
-/// A writer the test can read back after the trace owns it.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Shared {
-    fn lines(&self) -> Vec<serde_json::Value> {
-        let buf = self.0.lock().unwrap();
-        std::str::from_utf8(&buf)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Per-API counts and host times.
-// ---------------------------------------------------------------------------------------------
 
 #[test]
 fn per_api_calls_errors_and_host_times() {
@@ -231,14 +73,6 @@ fn apis_sort_by_calls_then_name() {
 // Copies, memory, syncs, streams.
 // ---------------------------------------------------------------------------------------------
 
-fn copy(api_id: u16, bytes: u64, direction: u8) -> CudaEvent {
-    CudaEvent {
-        bytes,
-        direction,
-        ..call(api_id)
-    }
-}
-
 #[test]
 fn copies_per_direction_in_order() {
     use copy_direction::*;
@@ -269,29 +103,6 @@ fn copies_per_direction_in_order() {
         ]
     );
     assert_eq!(api_row(&r, "cuMemcpyDtoH").errors, 1);
-}
-
-fn alloc(ptr: u64, bytes: u64) -> CudaEvent {
-    timed(
-        CudaEvent {
-            handle: ptr,
-            bytes,
-            ..call(api::MEM_ALLOC)
-        },
-        10 * US,
-        0,
-    )
-}
-
-fn free(ptr: u64) -> CudaEvent {
-    timed(
-        CudaEvent {
-            handle: ptr,
-            ..call(api::MEM_FREE)
-        },
-        5 * US,
-        0,
-    )
 }
 
 #[test]
@@ -516,51 +327,4 @@ fn malformed_records_are_counted_not_applied() {
     assert_eq!(r.malformed_records, 9);
     assert_eq!(r.launches.total, 1);
     assert!(r.apis.iter().all(|x| x.api != "cuKernelGetFunction"));
-}
-
-#[test]
-fn random_records_never_panic() {
-    // A fixed xorshift stream: reproducible garbage, with the api field often in range.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let out = Shared::default();
-    let mut a = CudaAnalyzer::new(3, Some(CudaTrace::new(Box::new(out), 50, i128::MIN)));
-    let mut stubs = Stubs::with(PID, 1, "_Z");
-    for i in 0..20_000 {
-        let len = if i % 7 == 0 {
-            (next() % 700) as usize
-        } else {
-            size_of::<CudaEvent>()
-        };
-        let mut rec: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-        if rec.len() >= 96 && i % 2 == 0 {
-            rec[88] = (next() % 32) as u8; // api low byte
-            rec[89] = 0;
-            rec[32..40].copy_from_slice(&u64::MAX.to_le_bytes()); // stream
-        }
-        a.on_event(&rec, &mut stubs);
-        let mut name: Vec<u8> = (0..size_of::<CudaNameEvent>())
-            .map(|_| next() as u8)
-            .collect();
-        name[32] = 26 + (i % 2) as u8;
-        name[33] = 0;
-        a.on_name(&name);
-    }
-    let r = report(&mut a);
-    assert!(r.malformed_records > 0);
-    let section = CudaSection {
-        libraries: vec![],
-        launch_latency: "timed",
-        events_lost: 0,
-        calls_unfinished: 0,
-        analysis: r,
-    };
-    let mut text = String::new();
-    render_text(&section, &mut text);
-    serde_json::to_string(&section).unwrap();
 }

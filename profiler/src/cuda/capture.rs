@@ -2,11 +2,7 @@
 //! (again whenever one maps a new one), drain the ring buffers into the analyzer, report.
 //! Privileged I/O through `Probes`.
 
-use std::{
-    fs::File,
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -18,9 +14,7 @@ use crate::{
         attach::{CudaAttacher, ProbeMode},
         report::CudaSection,
         stubs::StubSymbolizer,
-        trace::CudaTrace,
     },
-    usage,
 };
 
 pub struct CudaCapture {
@@ -40,9 +34,6 @@ const CUDA_SCAN: Duration = Duration::from_millis(250);
 pub struct Config {
     /// Time launches with return probes too (`--cuda-launch-latency`).
     pub launch_latency: bool,
-    /// `--cuda-trace FILE` and its limit in calls.
-    pub trace: Option<PathBuf>,
-    pub trace_limit: u64,
     /// Kernels listed by name in the report.
     pub top: usize,
     /// Attach programs that do nothing (benchmarks: the cost of the uprobe alone).
@@ -50,26 +41,12 @@ pub struct Config {
 }
 
 impl CudaCapture {
-    /// Opens the trace file (a usage error when it cannot be written) and attaches to the CUDA
-    /// libraries the processes already map.
+    /// Attaches to the CUDA libraries the processes already map.
     pub fn start(
         probes: &mut Probes,
         pids: impl IntoIterator<Item = u32>,
         config: &Config,
-        mono_to_unix_ns: i128,
     ) -> Result<Self> {
-        let trace = match &config.trace {
-            Some(path) => {
-                let file = File::create(path).map_err(|e| {
-                    usage!("cannot write the CUDA trace to {}: {e}", path.display())
-                })?;
-                Some(
-                    CudaTrace::new(Box::new(file), config.trace_limit, mono_to_unix_ns)
-                        .with_path(path.display().to_string()),
-                )
-            }
-            None => None,
-        };
         let mode = if config.empty_probes {
             ProbeMode::Empty
         } else if config.launch_latency {
@@ -79,7 +56,7 @@ impl CudaCapture {
         };
         let mut capture = Self {
             attacher: CudaAttacher::new(mode),
-            analyzer: CudaAnalyzer::new(config.top, trace),
+            analyzer: CudaAnalyzer::new(config.top),
             stubs: StubSymbolizer::default(),
             last_scan: Instant::now(),
         };

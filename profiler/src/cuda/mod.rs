@@ -3,8 +3,8 @@
 //!
 //! `symbols` is the probe table, `discover` finds the CUDA libraries a process maps, `attach`
 //! puts the uprobes on them, `stubs` names runtime launches by their host stub symbol; the pure
-//! side — `analyzer` (events → aggregates), `report` (JSON/text), `trace` (`--cuda-trace`) —
-//! needs no privileges and is unit-tested.
+//! side — `analyzer` (events → aggregates, observed by the sinks through `observer`), `report`
+//! (JSON/text) — needs no privileges and is unit-tested; `capture` is what the session calls.
 
 pub mod aggregates;
 pub mod analyzer;
@@ -17,4 +17,5 @@ pub mod observer;
 pub mod report;
 pub mod stubs;
 pub mod symbols;
-pub mod trace;
+#[cfg(test)]
+pub(crate) mod testing;

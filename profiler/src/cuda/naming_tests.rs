@@ -236,7 +236,7 @@ fn a_name_without_nul_is_marked_truncated() {
 
 #[test]
 fn top_kernels_and_the_rest_in_other() {
-    let mut a = CudaAnalyzer::new(2, None);
+    let mut a = CudaAnalyzer::new(2);
     for (h, n) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
         name(&mut a, api::MODULE_GET_FUNCTION, h, n);
     }

@@ -179,6 +179,23 @@ pub fn api_class(api: u16) -> ApiClass {
     }
 }
 
+/// Whether calls of `api` name a stream (launches, copies, stream syncs, async allocations and
+/// frees).
+pub fn has_stream(api: u16) -> bool {
+    match api_class(api) {
+        ApiClass::Launch | ApiClass::Runtime | ApiClass::GraphLaunch | ApiClass::Copy => true,
+        _ => matches!(
+            api,
+            api::STREAM_SYNC | api::MEM_ALLOC_ASYNC | api::MEM_FREE_ASYNC
+        ),
+    }
+}
+
+/// Whether calls of `api` move or allocate a number of bytes (copies, allocations).
+pub fn has_bytes(api: u16) -> bool {
+    matches!(api_class(api), ApiClass::Copy | ApiClass::Alloc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

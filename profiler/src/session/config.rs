@@ -7,7 +7,7 @@ use crate::{
     cuda,
     derive::hardware,
     http,
-    sinks::{prometheus::feed, report::Format, timeline},
+    sinks::{cuda_trace, prometheus::feed, report::Format, timeline},
 };
 
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct Config {
     pub http: Option<http::capture::Config>,
     /// `--events FILE`: one JSON line per finished request (needs `http`).
     pub events: Option<PathBuf>,
+    /// `--cuda-trace FILE` (only with the CUDA capture on).
+    pub cuda_trace: Option<cuda_trace::Config>,
     /// CUDA capture; `None` with `--no-cuda`.
     pub cuda: Option<cuda::capture::Config>,
     pub hardware: hardware::Config,

@@ -16,7 +16,10 @@ use crate::{
     derive::hardware::Workload,
     sched::tracker::Tracker,
     session::{Captures, watch::collect},
-    sinks::report::{self, AgentUsage, EndReason, Format, Health, Report, ReportInputs},
+    sinks::{
+        cuda_trace::CudaTraceHandle,
+        report::{self, AgentUsage, EndReason, Format, Health, Report, ReportInputs},
+    },
 };
 
 /// How the session ended.
@@ -38,6 +41,7 @@ pub(crate) fn report(
     let Captures {
         mut http,
         mut cuda,
+        cuda_trace,
         timeline,
         hardware,
     } = captures;
@@ -51,9 +55,11 @@ pub(crate) fn report(
             .map(|t| t.comm.clone())
             .filter(|c| !c.is_empty())
     };
-    let cuda_section = cuda
-        .as_mut()
-        .map(|c| c.finish(probes, duration_s, &comm_of));
+    let cuda_section = cuda.as_mut().map(|c| {
+        let mut section = c.finish(probes, duration_s, &comm_of);
+        section.analysis.trace = cuda_trace.as_ref().map(CudaTraceHandle::finish);
+        section
+    });
     if let Some(t) = timeline {
         t.finish(probes, &comm_of, ending.quiet);
     }

@@ -28,7 +28,13 @@ use crate::{
     http::capture::HttpCapture,
     sched::{model::monotonic_ns, probes::SCHED_PROBES, tracker::Tracker},
     session::{discovery::Discovery, watch::watch_process},
-    sinks::{event_log::EventLog, live::LiveView, prometheus::feed, timeline::Timeline},
+    sinks::{
+        cuda_trace::{self, CudaTrace, CudaTraceHandle},
+        event_log::EventLog,
+        live::LiveView,
+        prometheus::feed,
+        timeline::Timeline,
+    },
     usage,
 };
 pub use config::Config;
@@ -44,6 +50,8 @@ pub enum Target {
 pub(crate) struct Captures {
     pub http: Option<HttpCapture>,
     pub cuda: Option<CudaCapture>,
+    /// The `--cuda-trace` sink, finished after the CUDA capture.
+    pub cuda_trace: Option<CudaTraceHandle>,
     pub timeline: Option<Timeline>,
     pub hardware: HardwareCapture,
 }
@@ -90,13 +98,18 @@ pub fn run(target: Target, config: Config) -> Result<()> {
     if let (Some(h), Some(writer)) = (http.as_mut(), event_log) {
         h.observe(Box::new(EventLog::new(writer, mono_to_unix_ns)));
     }
+    let mut cuda_trace = None;
     let mut cuda = match &config.cuda {
-        Some(c) => Some(CudaCapture::start(
-            &mut probes,
-            pids.clone(),
-            c,
-            mono_to_unix_ns,
-        )?),
+        Some(c) => {
+            let trace = open_cuda_trace(config.cuda_trace.as_ref(), mono_to_unix_ns)?;
+            let mut capture = CudaCapture::start(&mut probes, pids.clone(), c)?;
+            if let Some(trace) = trace {
+                let (observer, handle) = trace.into_observer();
+                capture.observe(observer);
+                cuda_trace = Some(handle);
+            }
+            Some(capture)
+        }
         None => None,
     };
     if let Some(m) = &exporter {
@@ -122,6 +135,7 @@ pub fn run(target: Target, config: Config) -> Result<()> {
     let mut captures = Captures {
         http,
         cuda,
+        cuda_trace,
         timeline,
         hardware,
     };
@@ -234,6 +248,23 @@ fn open_output(path: Option<&Path>) -> Result<Option<(File, PathBuf)>> {
             .map_err(|e| usage!("cannot write report to {}: {e}", p.display()))
     })
     .transpose()
+}
+
+/// The `--cuda-trace` file, created before anything is attached to CUDA (a usage error when it
+/// cannot be written).
+fn open_cuda_trace(
+    config: Option<&cuda_trace::Config>,
+    mono_to_unix_ns: i128,
+) -> Result<Option<CudaTrace>> {
+    let Some(c) = config else {
+        return Ok(None);
+    };
+    let file = File::create(&c.path)
+        .map_err(|e| usage!("cannot write the CUDA trace to {}: {e}", c.path.display()))?;
+    Ok(Some(
+        CudaTrace::new(Box::new(file), c.limit, mono_to_unix_ns)
+            .with_path(c.path.display().to_string()),
+    ))
 }
 
 fn open_event_log(config: &Config) -> Result<Option<Box<dyn Write>>> {

@@ -2,6 +2,7 @@
 //! Perfetto timeline. Sinks read the capabilities' sections or observe their analyzers; no
 //! capability knows about any sink.
 
+pub mod cuda_trace;
 pub mod event_log;
 pub mod live;
 pub mod prometheus;

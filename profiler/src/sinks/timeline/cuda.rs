@@ -15,7 +15,7 @@ use crate::{
     cuda::{
         report::direction_name,
         symbols::{ApiClass, api_class, api_name},
-        trace::{has_bytes, has_stream},
+        symbols::{has_bytes, has_stream},
     },
 };
 

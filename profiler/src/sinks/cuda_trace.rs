@@ -1,4 +1,5 @@
-//! `--cuda-trace FILE`: one JSON line per CUDA call, up to a limit.
+//! `--cuda-trace FILE`: one JSON line per CUDA call, up to a limit, written as the CUDA
+//! analyzer decodes them (an observer). Writes to any `Write`.
 //!
 //! Every line has the same keys, null where they mean nothing for the API: `ts_unix_ns`, `pid`,
 //! `tid`, `api`, `kernel` (driver launches), `grid`, `block`, `shared_mem` (launches, runtime
@@ -6,13 +7,29 @@
 //! and frees), `handle` (hex: CUfunction, host stub, CUgraphExec, device pointer, CUevent),
 //! `bytes` (copies, allocations), `direction` (copies), `host_ns` and `result` (timed calls).
 
-use std::io::{BufWriter, Write};
+use std::{
+    cell::RefCell,
+    io::{BufWriter, Write},
+    path::PathBuf,
+    rc::Rc,
+};
 
-use profiler_common::{CudaEvent, cuda_api as api, cuda_flag};
+use profiler_common::{CudaEvent, cuda_flag};
 use serde::Serialize;
 
-use crate::cuda::report::{TraceSummary, direction_name};
-use crate::cuda::symbols::{ApiClass, api_class, api_name};
+use crate::cuda::{
+    observer::CudaObserver,
+    report::{TraceSummary, direction_name},
+    symbols::{ApiClass, api_class, api_name, has_bytes, has_stream},
+};
+
+/// What the user asked of the trace (`--cuda-trace FILE`, `--cuda-trace-limit`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// Calls written at most; the report says when later ones were left out.
+    pub limit: u64,
+}
 
 pub struct CudaTrace {
     out: BufWriter<Box<dyn Write>>,
@@ -41,23 +58,6 @@ struct TraceLine<'a> {
     direction: Option<&'static str>,
     host_ns: Option<u64>,
     result: Option<i32>,
-}
-
-/// Whether calls of `api` name a stream (launches, copies, stream syncs, async allocations and
-/// frees).
-pub fn has_stream(api: u16) -> bool {
-    match api_class(api) {
-        ApiClass::Launch | ApiClass::Runtime | ApiClass::GraphLaunch | ApiClass::Copy => true,
-        _ => matches!(
-            api,
-            api::STREAM_SYNC | api::MEM_ALLOC_ASYNC | api::MEM_FREE_ASYNC
-        ),
-    }
-}
-
-/// Whether calls of `api` move or allocate a number of bytes (copies, allocations).
-pub fn has_bytes(api: u16) -> bool {
-    matches!(api_class(api), ApiClass::Copy | ApiClass::Alloc)
 }
 
 impl CudaTrace {
@@ -155,3 +155,38 @@ impl CudaTrace {
         }
     }
 }
+
+impl CudaTrace {
+    /// The trace as an observer for the CUDA capture, and the handle that finishes it.
+    pub fn into_observer(self) -> (Box<dyn CudaObserver>, CudaTraceHandle) {
+        let shared = Rc::new(RefCell::new(self));
+        (
+            Box::new(TraceObserver(shared.clone())),
+            CudaTraceHandle(shared),
+        )
+    }
+}
+
+struct TraceObserver(Rc<RefCell<CudaTrace>>);
+
+impl CudaObserver for TraceObserver {
+    fn on_cuda_call(&mut self, ev: &CudaEvent, kernel: Option<&str>) {
+        self.0.borrow_mut().record(ev, kernel);
+    }
+}
+
+/// Kept by the session while the observer is with the capture.
+pub struct CudaTraceHandle(Rc<RefCell<CudaTrace>>);
+
+impl CudaTraceHandle {
+    /// Flushes the file (after the capture's last drain) and says what it holds.
+    pub fn finish(&self) -> TraceSummary {
+        let mut trace = self.0.borrow_mut();
+        trace.finish();
+        trace.summary()
+    }
+}
+
+#[cfg(test)]
+#[path = "cuda_trace_tests.rs"]
+mod tests;
