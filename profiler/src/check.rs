@@ -116,26 +116,7 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
     } else {
         Err(anyhow!("skipped: needs root and tracefs"))
     };
-    let tracepoints = match &mut probes {
-        Ok(p) => p.attach(&crate::sched::probes::SCHED_PROBES[..1]).map(|()| {
-            match p
-                .status
-                .iter()
-                .find(|s| s.program == crate::sched::probes::SCHED_SWITCH_RAW)
-            {
-                Some(s) if !s.attached => format!(
-                    "sched:sched_switch attached as a perf-event tracepoint (fallback: switches \
-                     can be missed while syscall tracepoints run); raw tracepoint unavailable: {}",
-                    s.error
-                        .as_deref()
-                        .and_then(|e| e.split("; using the perf-event").next())
-                        .unwrap_or("unknown")
-                ),
-                _ => "sched_switch loaded and attached (raw tracepoint)".to_string(),
-            }
-        }),
-        Err(e) => Err(anyhow!("{e:#}")),
-    };
+    let tracepoints = sched_switch_check(&mut probes);
     let required_ok = caps_ok && btf.is_file() && tracefs_is_ok && tracepoints.is_ok();
     lines.push(line("tracepoints", tracepoints, "no scheduler metrics"));
     let sockets = match &mut probes {
@@ -171,33 +152,65 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
         cuda_programs,
         "no CUDA launch, sync and copy metrics",
     ));
-    lines.push(line(
-        "cuda driver",
-        cuda_driver(),
-        "CUDA calls are seen only in processes that bring their own libcuda (containers)",
-    ));
-    lines.push(line(
-        "kprobes",
-        kprobes,
-        "none today: every probe uses tracepoints or uprobes",
-    ));
-    lines.push(line(
-        "fentry",
-        fentry,
-        "none today: every probe uses tracepoints or uprobes",
-    ));
-    lines.push(line(
-        "hardware perf events",
-        hardware_counters(),
-        "no cycles, instructions, cache or vectorization counters (software events still work)",
-    ));
-    lines.push(line(
-        "nvml",
-        nvml(),
-        "no GPU utilization, memory, power or energy metrics",
-    ));
-    lines.push(line("rapl", rapl(), "no CPU energy metrics"));
+    lines.extend(driver_and_hardware_lines(kprobes, fentry));
     (lines, required_ok)
+}
+
+/// Attaches the scheduler's switch program and says which variant runs.
+fn sched_switch_check(probes: &mut Result<Probes>) -> Result<String> {
+    match probes {
+    Ok(p) => p.attach(&crate::sched::probes::SCHED_PROBES[..1]).map(|()| {
+        match p
+            .status
+            .iter()
+            .find(|s| s.program == crate::sched::probes::SCHED_SWITCH_RAW)
+        {
+            Some(s) if !s.attached => format!(
+                "sched:sched_switch attached as a perf-event tracepoint (fallback: switches \
+                 can be missed while syscall tracepoints run); raw tracepoint unavailable: {}",
+                s.error
+                    .as_deref()
+                    .and_then(|e| e.split("; using the perf-event").next())
+                    .unwrap_or("unknown")
+            ),
+            _ => "sched_switch loaded and attached (raw tracepoint)".to_string(),
+        }
+    }),
+    Err(e) => Err(anyhow!("{e:#}")),
+}
+}
+
+/// The CUDA driver, the kprobe and fentry self-tests' results, perf counters, NVML and RAPL, in
+/// the order `check` prints them.
+fn driver_and_hardware_lines(kprobes: Result<String>, fentry: Result<String>) -> Vec<CheckLine> {
+    vec![
+        line(
+            "cuda driver",
+            cuda_driver(),
+            "CUDA calls are seen only in processes that bring their own libcuda (containers)",
+        ),
+        line(
+            "kprobes",
+            kprobes,
+            "none today: every probe uses tracepoints or uprobes",
+        ),
+        line(
+            "fentry",
+            fentry,
+            "none today: every probe uses tracepoints or uprobes",
+        ),
+        line(
+            "hardware perf events",
+            hardware_counters(),
+            "no cycles, instructions, cache or vectorization counters (software events still work)",
+        ),
+        line(
+            "nvml",
+            nvml(),
+            "no GPU utilization, memory, power or energy metrics",
+        ),
+        line("rapl", rapl(), "no CPU energy metrics"),
+    ]
 }
 
 /// Whether this host's loader knows a `libcuda.so` (the NVIDIA driver's user-space library).

@@ -9,24 +9,26 @@
 //! targets, daemon) and `check` ← `cli` (clap) ← `main`.
 
 pub mod error;
-pub mod util;
+pub(crate) mod util;
 
-pub mod host;
+pub(crate) mod host;
 
-pub mod bpf;
+pub(crate) mod bpf;
 
-pub mod counters;
-pub mod cuda;
-pub mod energy;
-pub mod gpu;
+pub(crate) mod counters;
+pub(crate) mod cuda;
+pub(crate) mod energy;
+pub(crate) mod gpu;
+/// Public for the fuzz target (`fuzz/fuzz_targets/http_conn.rs`).
 pub mod http;
-pub mod sched;
+pub(crate) mod sched;
 
-pub mod derive;
+pub(crate) mod derive;
 
-pub mod sinks;
+pub(crate) mod sinks;
 
-pub mod check;
-pub mod session;
+pub(crate) mod check;
+pub(crate) mod session;
 
+/// What `main` runs.
 pub mod cli;

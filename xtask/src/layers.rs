@@ -2,7 +2,8 @@
 //! checked from the code. Reads every `crate::`/`super::`/`self::` path of every file (use
 //! items, paths in code, paths inside macro arguments), resolves each to the file that defines
 //! the module it names, and fails on an import cycle between files, on an import that points
-//! up the layer order, and on one capability importing another. Pure apart from reading files.
+//! up the layer order, and on one capability importing another; also on a file over
+//! `MAX_FILE_LINES` lines or a function over `MAX_FN_LINES`. Pure apart from reading files.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -33,6 +34,10 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 const CAPABILITY_LAYER: usize = 3;
 
+/// Longest file and function (lines, signature to closing brace) the layout allows.
+const MAX_FILE_LINES: usize = 600;
+const MAX_FN_LINES: usize = 100;
+
 /// `show_edges`: also print every file's imports (for reading the structure).
 pub fn run(show_edges: bool) -> Result<()> {
     let src = root().join("profiler/src");
@@ -50,7 +55,10 @@ pub fn run(show_edges: bool) -> Result<()> {
         graph.edges.values().map(BTreeSet::len).sum::<usize>()
     );
     if problems.is_empty() {
-        println!("layers: no cycles, nothing points up, no capability imports another");
+        println!(
+            "layers: no cycles, nothing points up, no capability imports another; no file over \
+             {MAX_FILE_LINES} lines, no function over {MAX_FN_LINES}"
+        );
         return Ok(());
     }
     for p in &problems {
@@ -63,6 +71,8 @@ pub fn run(show_edges: bool) -> Result<()> {
 struct Graph {
     files: BTreeSet<String>,
     edges: BTreeMap<String, BTreeSet<String>>,
+    /// Files and functions over the size limits, as messages.
+    oversized: Vec<String>,
 }
 
 impl Graph {
@@ -76,11 +86,21 @@ impl Graph {
     fn from_sources(sources: &BTreeMap<String, String>) -> Self {
         let files: BTreeSet<String> = sources.keys().cloned().collect();
         let mut edges = BTreeMap::new();
+        let mut oversized = Vec::new();
         for (file, text) in sources {
+            let lines = text.lines().count();
+            if lines > MAX_FILE_LINES {
+                oversized.push(format!("{file}: {lines} lines (at most {MAX_FILE_LINES})"));
+            }
             let mut paths = PathCollector::default();
             match syn::parse_file(text) {
                 Ok(ast) => paths.visit_file(&ast),
                 Err(_) => continue, // rustc reports it; the check is about structure
+            }
+            for (name, line, len) in &paths.long_fns {
+                oversized.push(format!(
+                    "{file}:{line}: fn {name} has {len} lines (at most {MAX_FN_LINES})"
+                ));
             }
             let module = module_of(file);
             let targets: BTreeSet<String> = paths
@@ -93,7 +113,11 @@ impl Graph {
                 .collect();
             edges.insert(file.clone(), targets);
         }
-        Self { files, edges }
+        Self {
+            files,
+            edges,
+            oversized,
+        }
     }
 
     fn problems(&self) -> Vec<String> {
@@ -110,6 +134,7 @@ impl Graph {
         for cycle in self.cycles() {
             out.push(format!("import cycle: {}", cycle.join(" → ")));
         }
+        out.extend(self.oversized.iter().cloned());
         out
     }
 
@@ -298,9 +323,20 @@ struct PathCollector {
     /// (the inline `mod x { … }` blocks the path sits in, the path).
     paths: Vec<(Vec<String>, Vec<String>)>,
     inline: Vec<String>,
+    /// Functions over `MAX_FN_LINES`: (name, first line, lines).
+    long_fns: Vec<(String, usize, usize)>,
 }
 
 impl PathCollector {
+    /// `first`: the `fn` keyword (not the doc comment); `last`: the closing brace.
+    fn measure(&mut self, name: &syn::Ident, first: proc_macro2::Span, last: proc_macro2::Span) {
+        let (start, end) = (first.start().line, last.end().line);
+        let len = end.saturating_sub(start) + 1;
+        if len > MAX_FN_LINES {
+            self.long_fns.push((name.to_string(), start, len));
+        }
+    }
+
     fn use_tree(&mut self, prefix: &mut Vec<String>, tree: &syn::UseTree) {
         match tree {
             syn::UseTree::Path(p) => {
@@ -374,6 +410,18 @@ impl<'ast> Visit<'ast> for PathCollector {
             self.paths.push((self.inline.clone(), segments));
         }
         syn::visit::visit_path(self, path);
+    }
+
+    fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        let close = f.block.brace_token.span.close();
+        self.measure(&f.sig.ident, f.sig.fn_token.span, close);
+        syn::visit::visit_item_fn(self, f);
+    }
+
+    fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+        let close = f.block.brace_token.span.close();
+        self.measure(&f.sig.ident, f.sig.fn_token.span, close);
+        syn::visit::visit_impl_item_fn(self, f);
     }
 
     fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
@@ -475,5 +523,26 @@ mod tests {
             "{problems}"
         );
         assert!(problems.contains("misc.rs is in no layer"), "{problems}");
+    }
+
+    #[test]
+    fn long_functions_and_files_are_reported() {
+        let body = "    let _x = 1;\n".repeat(MAX_FN_LINES);
+        let long_fn = format!("fn short() {{}}\n\nfn long() {{\n{body}}}\n");
+        let long_file = "// line\n".repeat(MAX_FILE_LINES + 1);
+        let g = graph(&[("util/a.rs", &long_fn), ("util/b.rs", &long_file)]);
+        let problems = g.problems().join("\n");
+        assert!(
+            problems.contains(&format!(
+                "util/a.rs:3: fn long has {} lines",
+                MAX_FN_LINES + 2
+            )),
+            "{problems}"
+        );
+        assert!(!problems.contains("fn short"), "{problems}");
+        assert!(
+            problems.contains(&format!("util/b.rs: {} lines", MAX_FILE_LINES + 1)),
+            "{problems}"
+        );
     }
 }

@@ -8,4 +8,3 @@ pub mod table;
 
 pub use capability::Capability;
 pub use probes::{ProbeStatus, Probes};
-pub use table::ProbeSpec;

@@ -2,13 +2,18 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use std::process::ExitCode;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
     cuda,
     derive::hardware,
     http,
-    session::{self, discovery::DiscoverySpec},
+    session::{
+        self, Target,
+        discovery::{Discovery, DiscoverySpec},
+    },
     sinks::{cuda_trace, prometheus::feed, report, timeline},
 };
 
@@ -376,6 +381,43 @@ impl OutputArgs {
                 caps: self.metrics.caps(),
             },
         }
+    }
+}
+
+/// Runs `command`; the exit code for success, or the error `main` prints.
+pub fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Attach(a) => {
+            session::run(Target::Pids(a.pids), a.output.config()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Run(r) => {
+            session::run(Target::Command(r.command), r.output.config()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Daemon(d) => match d.split() {
+            Ok((spec, scan_interval, config)) => session::run(
+                Target::Discover(Discovery::new(spec, scan_interval)),
+                config,
+            )
+            .map(|()| ExitCode::SUCCESS),
+            Err(m) => Err(crate::usage!("{m}")),
+        },
+        Command::Check => Ok(run_check()),
+        Command::Metrics(m) => {
+            print!("{}", crate::sinks::prometheus::catalogue::listing(m.names));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run_check() -> ExitCode {
+    let (lines, required_ok) = crate::check::run_checks();
+    for line in &lines {
+        println!("{line}");
+    }
+    if required_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

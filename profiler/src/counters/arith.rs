@@ -114,6 +114,7 @@ impl CounterTotals {
             .filter_map(|&id| self.estimate(id).map(|e| (id, e)))
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.values.iter().all(Option::is_none)
     }
@@ -131,6 +132,7 @@ impl CounterTotals {
     }
 
     /// Per-event difference of two totals of the same process (saturating at 0).
+    #[cfg(test)]
     pub fn delta_since(&self, prev: &CounterTotals) -> CounterTotals {
         let mut out = CounterTotals::default();
         for (id, e) in self.iter() {
@@ -154,6 +156,7 @@ pub fn ratio(num: u64, den: u64) -> Option<f64> {
 }
 
 /// Instructions per cycle.
+#[cfg(test)]
 pub fn ipc(instructions: u64, cycles: u64) -> Option<f64> {
     ratio(instructions, cycles)
 }

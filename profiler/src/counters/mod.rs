@@ -16,4 +16,3 @@ mod sys;
 
 pub use report::{CountersSection, live_line, render_text};
 pub use sampler::CounterSampler;
-pub use stats::{ProcessCounters, SamplerStatus};

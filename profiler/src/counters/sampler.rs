@@ -58,6 +58,7 @@ impl CounterSampler {
     }
 
     /// The groups opened per thread (after probing).
+    #[cfg(test)]
     pub fn families(&self) -> &[Family] {
         &self.families
     }
@@ -194,6 +195,7 @@ impl CounterSampler {
     }
 
     /// The report section of one process, from its total as of the latest `read`.
+    #[cfg(test)]
     pub fn section(&self, pid: u32) -> Option<CountersSection> {
         Some(build_section(&self.status, self.counters(pid)?))
     }
@@ -232,28 +234,7 @@ fn probe(cpuinfo: &str) -> (Vec<Family>, SamplerStatus) {
         ..Default::default()
     };
 
-    // Software events, counting kernel-mode work (context switches and migrations happen
-    // there) unless perf_event_paranoid forbids it.
-    let software_ok = match OpenGroup::open(&all[0], sys::SELF, true) {
-        Ok(_) => true,
-        Err(e) if is_permission(&e) => match OpenGroup::open(&all[0], sys::SELF, false) {
-            Ok(_) => {
-                // Switches and migrations happen in kernel mode: they would read 0.
-                status.kernel_included = false;
-                let kernel_side = [EventId::ContextSwitches, EventId::CpuMigrations];
-                all[0].events.retain(|e| !kernel_side.contains(&e.id));
-                true
-            }
-            Err(e) => {
-                status.software_unavailable = Some(describe("software events", &e));
-                false
-            }
-        },
-        Err(e) => {
-            status.software_unavailable = Some(describe("software events", &e));
-            false
-        }
-    };
+    let software_ok = probe_software(&mut all[0], &mut status);
     let kernel = status.kernel_included;
 
     // One instructions counter decides whether there is a hardware PMU at all.
@@ -323,6 +304,32 @@ fn probe(cpuinfo: &str) -> (Vec<Family>, SamplerStatus) {
         Err(reason) => status.vectorization_unavailable = Some(reason),
     }
     (families, status)
+}
+
+/// Whether the software family can be opened: counting kernel-mode work (context switches
+/// and migrations happen there) unless perf_event_paranoid forbids it, then user mode only
+/// (without the two kernel-side events, which would read 0).
+fn probe_software(software: &mut Family, status: &mut SamplerStatus) -> bool {
+    match OpenGroup::open(software, sys::SELF, true) {
+        Ok(_) => true,
+        Err(e) if is_permission(&e) => match OpenGroup::open(software, sys::SELF, false) {
+            Ok(_) => {
+                // Switches and migrations happen in kernel mode: they would read 0.
+                status.kernel_included = false;
+                let kernel_side = [EventId::ContextSwitches, EventId::CpuMigrations];
+                software.events.retain(|e| !kernel_side.contains(&e.id));
+                true
+            }
+            Err(e) => {
+                status.software_unavailable = Some(describe("software events", &e));
+                false
+            }
+        },
+        Err(e) => {
+            status.software_unavailable = Some(describe("software events", &e));
+            false
+        }
+    }
 }
 
 fn is_permission(e: &io::Error) -> bool {

@@ -33,9 +33,3 @@ pub struct ProcessCounters {
     /// is not an error).
     pub open_error: Option<String>,
 }
-
-impl ProcessCounters {
-    pub fn multiplexed(&self) -> bool {
-        self.total.multiplexed()
-    }
-}

@@ -25,8 +25,6 @@ use crate::cuda::report::{
 };
 use crate::cuda::symbols::{ApiClass, api_class, api_name};
 
-pub use crate::cuda::report::live_line;
-
 #[derive(Debug, Default)]
 struct Interval {
     counts: CudaInterval,

@@ -1,17 +1,16 @@
 //! Unit tests of the CUDA analyzer (`analyzer.rs`): per-API counts, copies, memory, syncs and
-//! streams here; kernel naming in `naming_tests.rs`, the report in `report_tests.rs` (the trace: `sinks/cuda_trace_tests.rs`).
+//! streams here; kernel naming in `naming_tests.rs`, the report's in
+//! `report_tests.rs`, the trace's in `sinks/cuda_trace_tests.rs`.
 //! Records are built as the eBPF side writes them and fed as bytes.
 
 use profiler_common::CUDA_NAME_MAX;
 
 use super::*;
-use crate::cuda::report::{CudaSection, MemoryStats, StreamStats, render_text};
+use crate::cuda::report::{MemoryStats, StreamStats};
 use crate::cuda::testing::*;
 
 #[path = "naming_tests.rs"]
 mod naming_tests;
-#[path = "report_tests.rs"]
-mod report_tests;
 
 #[test]
 fn per_api_calls_errors_and_host_times() {
@@ -160,19 +159,6 @@ fn an_untimed_allocation_counts_but_is_not_live() {
     assert_eq!((m.allocations, m.allocated_bytes, m.live_bytes), (1, 64, 0));
 }
 
-fn sync_on(api_id: u16, tid: u32, stream: u64, ts_ns: u64, wait_ns: u64) -> CudaEvent {
-    timed(
-        CudaEvent {
-            ts_ns,
-            tid,
-            stream,
-            ..call(api_id)
-        },
-        wait_ns,
-        0,
-    )
-}
-
 #[test]
 fn sync_wait_per_thread() {
     let mut a = analyzer();
@@ -199,14 +185,6 @@ fn sync_wait_per_thread() {
         ]
     );
     assert_eq!(api_row(&r, "cuStreamSynchronize").total_ms, Some(0.3));
-}
-
-fn launch_on(stream: u64, ts_ns: u64) -> CudaEvent {
-    CudaEvent {
-        stream,
-        ts_ns,
-        ..launch(0xf1)
-    }
 }
 
 fn stream<'a>(r: &'a CudaAnalysis, pid: u32, s: &str) -> &'a StreamStats {

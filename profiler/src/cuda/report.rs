@@ -246,7 +246,16 @@ pub fn render_text(section: &CudaSection, out: &mut String) {
         write_losses(section, out);
         return;
     }
-    let l = &a.launches;
+    write_launches(section, out);
+    write_apis(&a.apis, out);
+    write_sync(a, out);
+    write_copies_memory_streams(a, out);
+    write_losses(section, out);
+}
+
+/// Launch totals, the top kernels with their last grid and block, and the rest summed.
+fn write_launches(section: &CudaSection, out: &mut String) {
+    let l = &section.analysis.launches;
     let _ = writeln!(
         out,
         "  launches    {} ({:.1}/s), {} graph launches, {} runtime launches ({} without a \
@@ -283,8 +292,10 @@ pub fn render_text(section: &CudaSection, out: &mut String) {
              launches)"
         );
     }
-    write_apis(&a.apis, out);
-    write_sync(a, out);
+}
+
+/// Copies per direction, device memory, per-stream busy estimates and the trace file.
+fn write_copies_memory_streams(a: &CudaAnalysis, out: &mut String) {
     let copies: Vec<String> = a
         .copies
         .iter()
@@ -347,7 +358,6 @@ pub fn render_text(section: &CudaSection, out: &mut String) {
                 .map_or(String::new(), |e| format!(" (write error: {e})"))
         );
     }
-    write_losses(section, out);
 }
 
 fn write_apis(apis: &[ApiStats], out: &mut String) {
@@ -448,3 +458,7 @@ pub fn live_line(iv: &CudaInterval, interval_s: f64) -> String {
     }
     s
 }
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;

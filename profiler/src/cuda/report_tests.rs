@@ -1,6 +1,9 @@
-//! Unit tests of the CUDA report's outputs: the live line, the JSON section and its text block (helpers in `analyzer_tests.rs`).
+//! Unit tests of the CUDA report's outputs: the live line, the JSON section and its text block (fixtures in `testing.rs`).
+
+use profiler_common::{copy_direction, cuda_api as api};
 
 use super::*;
+use crate::cuda::{analyzer::NoStubs, testing::*};
 
 // ---------------------------------------------------------------------------------------------
 // Live view.

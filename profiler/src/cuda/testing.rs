@@ -197,3 +197,24 @@ pub(crate) fn free(ptr: u64) -> CudaEvent {
         0,
     )
 }
+
+pub(crate) fn sync_on(api_id: u16, tid: u32, stream: u64, ts_ns: u64, wait_ns: u64) -> CudaEvent {
+    timed(
+        CudaEvent {
+            ts_ns,
+            tid,
+            stream,
+            ..call(api_id)
+        },
+        wait_ns,
+        0,
+    )
+}
+
+pub(crate) fn launch_on(stream: u64, ts_ns: u64) -> CudaEvent {
+    CudaEvent {
+        stream,
+        ts_ns,
+        ..launch(0xf1)
+    }
+}

@@ -1,6 +1,6 @@
-//! Energy: CPU energy from RAPL (`rapl`: I/O, `arith`: its arithmetic; `cpu`: the session aggregate
-//! and the attribution to watched processes, an estimate) and the derived efficiency figures
-//! (`efficiency`: per request, per token, per GPU busy second, carbon).
+//! Energy: CPU energy from RAPL (`rapl`: I/O, `arith`: its arithmetic; `cpu`: the session
+//! aggregate and the attribution to watched processes, an estimate). The derived efficiency
+//! figures (per request, per token, carbon) are in `derive/efficiency.rs`.
 //!
 //! Use from the session:
 //! - start: `RaplSampler::new()`; on `Err(reason)` put `CpuEnergySection::unavailable(reason)`
@@ -14,4 +14,4 @@ pub mod cpu;
 pub mod rapl;
 
 pub use cpu::{CpuEnergySection, CpuEnergyStats};
-pub use rapl::{CpuEnergyInterval, RaplSampler};
+pub use rapl::RaplSampler;

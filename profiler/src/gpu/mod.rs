@@ -17,5 +17,5 @@ pub mod stats;
 
 pub use nvml::GpuSampler;
 pub use render::render_text;
-pub use sample::{GpmReading, GpuProcess, GpuReading, GpuSample};
+pub use sample::GpuSample;
 pub use stats::{GpuSection, GpuStats};

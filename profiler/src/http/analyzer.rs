@@ -1,26 +1,23 @@
-//! Socket events from the ring buffer → per-connection HTTP analysis → request statistics and the
-//! per-request event log. Pure apart from the optional event-log writer: fed bytes, unit-tested
-//! with synthetic events.
+//! Socket events from the ring buffer → per-connection HTTP analysis → request statistics and
+//! the observers (sinks) of every finished exchange. Pure: fed bytes, unit-tested with
+//! synthetic events.
 
-use std::{
-    collections::BTreeMap,
-    mem::size_of,
-    net::{IpAddr, Ipv6Addr},
-};
+use std::{collections::BTreeMap, net::IpAddr};
 
-use hdrhistogram::Histogram;
-use profiler_common::{ConnAddrs, SockEventHeader, sock_event};
+use profiler_common::{ConnAddrs, sock_event};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use crate::http::endpoints::ConnLifetimes;
+pub use crate::http::{
+    decode::{SockEvent, decode},
+    endpoints::{ConnectionsReport, Endpoint, EndpointRequests},
+};
 use crate::{
     http::observer::RequestObserver,
     http::stats::{RequestStats, is_error},
     http::{CloseKind, Connection, Direction, Limits, RequestRecord, Role, Segment},
-    util::{
-        hist::{Dist, dist, new_hist, record_ns},
-        num::ratio,
-    },
+    util::{hist::dist, num::ratio},
 };
 
 /// Connections tracked at once; beyond this the least recently active are dropped (counted).
@@ -28,84 +25,6 @@ pub const MAX_CONNECTIONS: usize = 16_384;
 
 /// Distinct endpoints (local ports served, peers called) reported; the rest go to `other`.
 pub const MAX_ENDPOINTS: usize = 64;
-
-/// Where a connection's requests went: the local address a server answered on, or the peer an
-/// outbound call went to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Endpoint {
-    pub local: (IpAddr, u16),
-    pub peer: (IpAddr, u16),
-}
-
-impl Endpoint {
-    pub fn from_addrs(a: &ConnAddrs) -> Self {
-        let ip = |b: [u8; 16]| {
-            let v6 = Ipv6Addr::from(b);
-            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
-        };
-        Self {
-            local: (ip(a.saddr), a.sport),
-            peer: (ip(a.daddr), a.dport),
-        }
-    }
-
-    /// The served address for a server, the called address for a client.
-    fn addr(&self, role: Role) -> (IpAddr, u16) {
-        match role {
-            Role::Server => self.local,
-            Role::Client => self.peer,
-        }
-    }
-}
-
-/// Requests per endpoint, for the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EndpointRequests {
-    pub role: Role,
-    /// `ip:port` served (server) or called (client); `unknown` when the connection's addresses
-    /// were not seen (Unix sockets, connections older than the session, fd-table mode).
-    pub endpoint: String,
-    pub requests: u64,
-    pub errors: u64,
-}
-
-/// Connections the session saw from accept/connect to close.
-struct ConnLifetimes {
-    closed: u64,
-    requests: u64,
-    duration: Histogram<u64>,
-}
-
-impl Default for ConnLifetimes {
-    fn default() -> Self {
-        Self {
-            closed: 0,
-            requests: 0,
-            duration: new_hist(),
-        }
-    }
-}
-
-impl ConnLifetimes {
-    fn record(&mut self, duration_ns: u64, requests: u64) {
-        self.closed += 1;
-        self.requests += requests;
-        record_ns(&mut self.duration, duration_ns);
-    }
-}
-
-/// Connection lifetimes for the report (`http.connections`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConnectionsReport {
-    /// Connections accepted or connected and closed while attached.
-    pub closed: u64,
-    /// Connections still tracked when the session ended.
-    pub open_at_end: u64,
-    /// Requests per closed connection (keep-alive reuse).
-    pub requests_per_connection_mean: f64,
-    /// accept/connect → close.
-    pub duration: Option<Dist>,
-}
 
 /// A connection's identity: the kernel socket when the socket tracepoints named it (shared by
 /// dup'ed fds), else the (pid, fd) it was seen on (fd-table mode, accept before any transfer).
@@ -126,25 +45,6 @@ impl ConnId {
 /// Bound on the fd → socket map (entries leave at close; this only guards against missed
 /// closes).
 const MAX_FD_SOCKS: usize = 4 * MAX_CONNECTIONS;
-
-/// One decoded ring-buffer record.
-#[derive(Debug, Clone, Copy)]
-pub struct SockEvent<'a> {
-    pub header: SockEventHeader,
-    pub data: &'a [u8],
-}
-
-/// Decodes a ring-buffer record; `None` for a record too short for its header. Never panics.
-pub fn decode(bytes: &[u8]) -> Option<SockEvent<'_>> {
-    let hdr_len = size_of::<SockEventHeader>();
-    let header: SockEventHeader = crate::util::pod::read_record(bytes)?;
-    let rest = &bytes[hdr_len..];
-    let n = (header.captured as usize).min(rest.len());
-    Some(SockEvent {
-        header,
-        data: &rest[..n],
-    })
-}
 
 /// What the analyzer could not analyse or had to drop, for the report's health section.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -539,6 +439,7 @@ impl SocketAnalyzer {
 mod tests {
     use super::*;
     use crate::http::stats::SlaTargets;
+    use profiler_common::SockEventHeader;
 
     fn event(kind: u8, ts_ns: u64, fd: i32, ret: i64, data: &[u8]) -> Vec<u8> {
         let header = SockEventHeader {

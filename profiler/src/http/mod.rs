@@ -10,6 +10,8 @@
 pub mod analyzer;
 pub mod capture;
 pub mod conn;
+pub mod decode;
+pub mod endpoints;
 pub mod observer;
 pub mod parse;
 pub mod probes;

@@ -15,7 +15,7 @@ use crate::{
     bpf::Probes,
     derive::hardware::Workload,
     sched::tracker::Tracker,
-    session::{Captures, watch::collect},
+    session::{start::Captures, watch::collect},
     sinks::{
         cuda_trace::CudaTraceHandle,
         report::{self, AgentUsage, EndReason, Format, Health, Report, ReportInputs},

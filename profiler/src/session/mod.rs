@@ -7,13 +7,13 @@ pub mod daemon;
 pub mod discovery;
 mod finish;
 mod run_loop;
+mod start;
 pub mod targets;
 mod watch;
 
 use std::{
     collections::HashSet,
     fs::File,
-    io::Write,
     path::{Path, PathBuf},
     time::{Instant, SystemTime},
 };
@@ -22,19 +22,11 @@ use anyhow::Result;
 
 use crate::{
     bpf::Probes,
-    cuda::capture::{CudaCapture, announce_library},
-    derive::hardware::HardwareCapture,
-    host::{preflight, procfs, tracefs},
-    http::capture::HttpCapture,
-    sched::{model::monotonic_ns, probes::SCHED_PROBES, tracker::Tracker},
-    session::{discovery::Discovery, watch::watch_process},
-    sinks::{
-        cuda_trace::{self, CudaTrace, CudaTraceHandle},
-        event_log::EventLog,
-        live::LiveView,
-        prometheus::feed,
-        timeline::Timeline,
-    },
+    cuda::capture::announce_library,
+    host::{preflight, tracefs},
+    sched::{probes::SCHED_PROBES, tracker::Tracker},
+    session::{discovery::Discovery, watch::watch_roots},
+    sinks::{live::LiveView, prometheus::feed},
     usage,
 };
 pub use config::Config;
@@ -46,22 +38,12 @@ pub enum Target {
     Discover(Discovery),
 }
 
-/// The captures that are on, each behind the `Capability` trait for the loop.
-pub(crate) struct Captures {
-    pub http: Option<HttpCapture>,
-    pub cuda: Option<CudaCapture>,
-    /// The `--cuda-trace` sink, finished after the CUDA capture.
-    pub cuda_trace: Option<CudaTraceHandle>,
-    pub timeline: Option<Timeline>,
-    pub hardware: HardwareCapture,
-}
-
 pub fn run(target: Target, config: Config) -> Result<()> {
     config.validate().map_err(|m| usage!("{m}"))?;
     preflight::require_tracing_host()?;
     preflight::raise_fd_limit();
     let output = open_output(config.output.as_deref())?;
-    let event_log = open_event_log(&config)?;
+    let event_log = start::open_event_log(&config)?;
     // Bound before anything is attached, so a taken port fails fast.
     let exporter = feed::start_exporter(&config.metrics)?;
 
@@ -75,70 +57,16 @@ pub fn run(target: Target, config: Config) -> Result<()> {
     let net = tracefs::net_config(&tracefs_dir, capture_bytes);
     let mut probes = Probes::load(&offsets, &net)?;
     let mut tracker = Tracker::default();
-    // Children that already exist (pre-forked workers) are profiled with their parent.
-    let children: Vec<u32> = roots
-        .iter()
-        .flat_map(|&r| procfs::descendants(r))
-        .filter(|c| !roots.contains(c))
-        .collect();
-    for (&pid, root) in roots
-        .iter()
-        .map(|p| (p, true))
-        .chain(children.iter().map(|p| (p, false)))
-    {
-        watch_process(&mut probes, &mut tracker, pid, root, 0.0)?;
-    }
+    watch_roots(&mut probes, &mut tracker, &roots)?;
     probes.attach(SCHED_PROBES)?;
-    let mono_to_unix_ns = unix_now_ns() - i128::from(monotonic_ns());
-    let pids: Vec<u32> = tracker.procs.keys().copied().collect();
-    let mut http = match &config.http {
-        Some(c) => Some(HttpCapture::start(&mut probes, &pids, &net, c)?),
-        None => None,
-    };
-    if let (Some(h), Some(writer)) = (http.as_mut(), event_log) {
-        h.observe(Box::new(EventLog::new(writer, mono_to_unix_ns)));
-    }
-    let mut cuda_trace = None;
-    let mut cuda = match &config.cuda {
-        Some(c) => {
-            let trace = open_cuda_trace(config.cuda_trace.as_ref(), mono_to_unix_ns)?;
-            let mut capture = CudaCapture::start(&mut probes, pids.clone(), c)?;
-            if let Some(trace) = trace {
-                let (observer, handle) = trace.into_observer();
-                capture.observe(observer);
-                cuda_trace = Some(handle);
-            }
-            Some(capture)
-        }
-        None => None,
-    };
-    if let Some(m) = &exporter {
-        m.sync_processes(&tracker);
-        if let Some(h) = http.as_mut() {
-            h.observe(m.request_observer());
-        }
-        if let Some(c) = cuda.as_mut() {
-            c.observe(m.cuda_observer());
-        }
-    }
-    let timeline = match &config.timeline {
-        Some(t) => Some(Timeline::start(
-            &mut probes,
-            t,
-            http.as_mut(),
-            cuda.as_mut(),
-            mono_to_unix_ns,
-        )?),
-        None => None,
-    };
-    let hardware = HardwareCapture::start(&pids, &config.hardware);
-    let mut captures = Captures {
-        http,
-        cuda,
-        cuda_trace,
-        timeline,
-        hardware,
-    };
+    let mut captures = start::captures(
+        &mut probes,
+        &tracker,
+        &net,
+        &config,
+        event_log,
+        exporter.as_ref(),
+    )?;
     let started = Instant::now();
     let started_at_unix_s = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -250,42 +178,13 @@ fn open_output(path: Option<&Path>) -> Result<Option<(File, PathBuf)>> {
     .transpose()
 }
 
-/// The `--cuda-trace` file, created before anything is attached to CUDA (a usage error when it
-/// cannot be written).
-fn open_cuda_trace(
-    config: Option<&cuda_trace::Config>,
-    mono_to_unix_ns: i128,
-) -> Result<Option<CudaTrace>> {
-    let Some(c) = config else {
-        return Ok(None);
-    };
-    let file = File::create(&c.path)
-        .map_err(|e| usage!("cannot write the CUDA trace to {}: {e}", c.path.display()))?;
-    Ok(Some(
-        CudaTrace::new(Box::new(file), c.limit, mono_to_unix_ns)
-            .with_path(c.path.display().to_string()),
-    ))
-}
-
-fn open_event_log(config: &Config) -> Result<Option<Box<dyn Write>>> {
-    let Some(path) = config.events.as_deref() else {
-        return Ok(None);
-    };
-    if config.http.is_none() {
-        return Err(usage!("--events needs HTTP capture: drop --no-http"));
-    }
-    let file = File::create(path)
-        .map_err(|e| usage!("cannot write request events to {}: {e}", path.display()))?;
-    Ok(Some(Box::new(std::io::BufWriter::new(file))))
-}
-
-fn unix_now_ns() -> i128 {
+pub(crate) fn unix_now_ns() -> i128 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-fn announce(tracker: &Tracker, probes: &Probes, captures: &Captures) {
+fn announce(tracker: &Tracker, probes: &Probes, captures: &start::Captures) {
     let names: Vec<String> = tracker
         .procs
         .values()

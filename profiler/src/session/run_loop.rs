@@ -11,11 +11,12 @@ use anyhow::Result;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    bpf::{Capability, Probes},
+    bpf::Probes,
     sched::tracker::Tracker,
     session::{
-        Captures, Config, daemon,
+        Config, daemon,
         discovery::Discovery,
+        start::Captures,
         watch::{collect, targets_exited},
     },
     sinks::{
@@ -145,21 +146,4 @@ fn export(exporter: &Exporter, probes: &Probes, tracker: &Tracker, captures: &Ca
             probes: feed::probe_rows(probes, captures.http.is_some()),
         },
     );
-}
-
-impl Captures {
-    /// Every capture that is on, for the loop's ticks.
-    pub(crate) fn all(&mut self) -> Vec<&mut dyn Capability> {
-        let mut all: Vec<&mut dyn Capability> = vec![&mut self.hardware];
-        if let Some(t) = self.timeline.as_mut() {
-            all.push(t);
-        }
-        if let Some(h) = self.http.as_mut() {
-            all.push(h);
-        }
-        if let Some(c) = self.cuda.as_mut() {
-            all.push(c);
-        }
-        all
-    }
 }

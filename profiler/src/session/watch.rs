@@ -34,6 +34,24 @@ pub(crate) fn watch_process(
     Ok(())
 }
 
+/// Starts watching the named processes and the children they already have (pre-forked
+/// workers are profiled with their parent).
+pub(crate) fn watch_roots(probes: &mut Probes, tracker: &mut Tracker, roots: &[u32]) -> Result<()> {
+    let children: Vec<u32> = roots
+        .iter()
+        .flat_map(|&r| procfs::descendants(r))
+        .filter(|c| !roots.contains(c))
+        .collect();
+    for (&pid, root) in roots
+        .iter()
+        .map(|p| (p, true))
+        .chain(children.iter().map(|p| (p, false)))
+    {
+        watch_process(probes, tracker, pid, root, 0.0)?;
+    }
+    Ok(())
+}
+
 /// Whether every process the user named is gone. `run`'s command is our child: reap it.
 pub(crate) fn targets_exited(tracker: &Tracker, child: &mut Option<Child>) -> bool {
     if let Some(c) = child {

@@ -138,10 +138,12 @@ impl CudaTrace {
         }
     }
 
+    #[cfg(test)]
     pub fn written(&self) -> u64 {
         self.written
     }
 
+    #[cfg(test)]
     pub fn truncated(&self) -> bool {
         self.truncated
     }

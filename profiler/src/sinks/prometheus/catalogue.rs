@@ -37,9 +37,6 @@ pub struct MetricDef {
 /// `namespace` (the last four empty, i.e. absent, outside containers/Kubernetes).
 pub const PROC: &str = "<process>";
 
-/// The process label names `PROC` stands for.
-pub const PROC_LABELS: &[&str] = &["pid", "comm", "container_id", "pod_uid", "pod", "namespace"];
-
 /// Request duration buckets (s), from the design's catalogue.
 pub const HTTP_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -386,29 +383,6 @@ pub const METRICS: &[MetricDef] = &[
     ),
     m!("profiler_build_info", Info, ["version"], "Profiler version"),
 ];
-
-/// The definition of `name`; panics on a name missing from the table (a programming error
-/// caught by the registry tests).
-pub fn def(name: &str) -> &'static MetricDef {
-    METRICS
-        .iter()
-        .find(|m| m.name == name)
-        .unwrap_or_else(|| panic!("metric {name} is not in the catalogue"))
-}
-
-/// The label names of a metric, with `PROC` expanded.
-pub fn label_names(m: &MetricDef) -> Vec<&'static str> {
-    m.labels
-        .iter()
-        .flat_map(|&l| {
-            if l == PROC {
-                PROC_LABELS.to_vec()
-            } else {
-                vec![l]
-            }
-        })
-        .collect()
-}
 
 /// Every series name a scrape can carry for this metric (histograms: `_bucket`, `_sum`,
 /// `_count`).

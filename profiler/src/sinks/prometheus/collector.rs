@@ -170,8 +170,19 @@ fn runq_histogram(p: &ProcSeries) -> Option<Value<'static>> {
     Some(Value::RawHistogram(t.runq_ns as f64 / 1e9, count, buckets))
 }
 
+/// The series of metric `def` now (empty when it has none).
 fn rows<'a>(state: &'a State, def: &MetricDef) -> Vec<(Labels, Value<'a>)> {
-    match def.name {
+    request_rows(state, def)
+        .or_else(|| process_rows(state, def))
+        .or_else(|| cuda_rows(state, def))
+        .or_else(|| hardware_rows(state, def))
+        .or_else(|| self_rows(state, def))
+        .unwrap_or_default()
+}
+
+/// HTTP and GenAI request series; `None` for other metrics.
+fn request_rows<'a>(state: &'a State, def: &MetricDef) -> Option<Vec<(Labels, Value<'a>)>> {
+    Some(match def.name {
         "http_server_request_duration_seconds" => per_proc(state, |p| http_rows(&p.http_server)),
         "http_client_request_duration_seconds" => per_proc(state, |p| http_rows(&p.http_client)),
         "http_server_active_requests" => per_proc(state, |p| {
@@ -193,6 +204,13 @@ fn rows<'a>(state: &'a State, def: &MetricDef) -> Vec<(Labels, Value<'a>)> {
         "gen_ai_server_input_tokens_total" => per_proc(state, |p| {
             one((p.input_tokens > 0).then_some(Value::Counter(p.input_tokens as f64)))
         }),
+        _ => return None,
+    })
+}
+
+/// Scheduler and /proc series per process; `None` for other metrics.
+fn process_rows<'a>(state: &'a State, def: &MetricDef) -> Option<Vec<(Labels, Value<'a>)>> {
+    Some(match def.name {
         "profiler_sched_oncpu_seconds_total" => per_proc(state, |p| {
             one(Some(Value::Counter(p.totals.sched.oncpu_ns as f64 / 1e9)))
         }),
@@ -219,6 +237,13 @@ fn rows<'a>(state: &'a State, def: &MetricDef) -> Vec<(Labels, Value<'a>)> {
         "profiler_process_threads" => per_proc(state, |p| {
             one(p.totals.threads.map(|n| Value::Gauge(n as f64)))
         }),
+        _ => return None,
+    })
+}
+
+/// CUDA series per process; `None` for other metrics.
+fn cuda_rows<'a>(state: &'a State, def: &MetricDef) -> Option<Vec<(Labels, Value<'a>)>> {
+    Some(match def.name {
         "profiler_cuda_kernel_launches_total" => {
             per_proc(state, |p| keyed_counters("kernel", p.kernels.iter()))
         }
@@ -246,6 +271,13 @@ fn rows<'a>(state: &'a State, def: &MetricDef) -> Vec<(Labels, Value<'a>)> {
         "profiler_cuda_memcpy_bytes_total" => per_proc(state, |p| {
             keyed_counters("direction", p.memcpy_bytes.iter())
         }),
+        _ => return None,
+    })
+}
+
+/// perf counters, GPU and energy series; `None` for other metrics.
+fn hardware_rows<'a>(state: &'a State, def: &MetricDef) -> Option<Vec<(Labels, Value<'a>)>> {
+    Some(match def.name {
         name if name.starts_with("profiler_cpu_") && name != "profiler_cpu_energy_joules_total" => {
             per_proc(state, |p| {
                 one(p
@@ -307,6 +339,13 @@ fn rows<'a>(state: &'a State, def: &MetricDef) -> Vec<(Labels, Value<'a>)> {
                 )
             })
             .collect(),
+        _ => return None,
+    })
+}
+
+/// The profiler's own series; `None` for other metrics.
+fn self_rows<'a>(state: &'a State, def: &MetricDef) -> Option<Vec<(Labels, Value<'a>)>> {
+    Some(match def.name {
         "profiler_events_lost_total" => probe_rows(state, |r| r.events_lost),
         "profiler_probe_run_seconds_total" => probe_rows(state, |r| r.run_ns)
             .into_iter()
@@ -331,8 +370,8 @@ fn rows<'a>(state: &'a State, def: &MetricDef) -> Vec<(Labels, Value<'a>)> {
             global_labels(state, &[("version", env!("CARGO_PKG_VERSION").to_string())]),
             Value::Info,
         )],
-        _ => Vec::new(),
-    }
+        _ => return None,
+    })
 }
 
 fn per(energy_j: Option<f64>, n: u64) -> Option<f64> {
@@ -363,3 +402,7 @@ fn probe_rows<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "collector_tests.rs"]
+mod tests;

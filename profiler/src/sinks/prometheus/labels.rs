@@ -4,7 +4,8 @@
 
 use std::fs;
 
-/// The process label values, in the order of `catalogue::PROC_LABELS`. Empty means absent
+/// The process label values (`catalogue::PROC`: pid, comm, container_id, pod_uid, pod,
+/// namespace). Empty means absent
 /// (Prometheus treats an empty label as no label).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcIdentity {

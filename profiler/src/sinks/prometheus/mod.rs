@@ -9,9 +9,6 @@ pub mod labels;
 pub mod server;
 pub mod state;
 
-#[cfg(test)]
-mod collector_tests;
-
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs},
     sync::{Arc, Mutex, MutexGuard},

@@ -101,6 +101,7 @@ impl TraceWriter {
         self.dropped
     }
 
+    #[cfg(test)]
     pub fn metadata_written(&self) -> u64 {
         self.metadata
     }
