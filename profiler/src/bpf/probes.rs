@@ -6,7 +6,7 @@ use std::os::fd::AsFd as _;
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, Map, MapData, PerCpuArray},
     programs::{
         ProgramError, RawTracePoint, TracePoint, UProbe,
         raw_trace_point::RawTracePointLink,
@@ -14,9 +14,7 @@ use aya::{
         uprobe::{UProbeAttachPoint, UProbeScope},
     },
 };
-use profiler_common::{
-    ConnAddrs, NetConfig, ThreadStats, TracepointOffsets, counter, global_name, map_name,
-};
+use profiler_common::{NetConfig, ThreadStats, TracepointOffsets, counter, global_name, map_name};
 use serde::Serialize;
 
 use crate::bpf::table::{ProbeSpec, RAW_TRACEPOINT};
@@ -36,19 +34,13 @@ pub struct ProbeStatus {
     pub error: Option<String>,
 }
 
-/// The loaded programs and their maps.
+/// The loaded programs and the maps every capability shares (the watched set, the per-thread
+/// scheduler records, the health counters). A capability takes its own maps with `take_map`.
 pub struct Probes {
     ebpf: Ebpf,
     watched: HashMap<MapData, u32, u8>,
     threads: HashMap<MapData, u32, ThreadStats>,
     counters: PerCpuArray<MapData, u64>,
-    socket_fds: HashMap<MapData, u64, u8>,
-    conn_addrs: HashMap<MapData, u64, ConnAddrs>,
-    sock_events: Option<RingBuf<MapData>>,
-    cuda_events: RingBuf<MapData>,
-    cuda_names: RingBuf<MapData>,
-    oncpu_events: RingBuf<MapData>,
-    last_switch: PerCpuArray<MapData, u64>,
     /// `task_struct.pid` offset the programs were loaded with (0 = unknown).
     task_pid_offset: u32,
     /// Tracepoint links; dropping one detaches it.
@@ -94,25 +86,11 @@ impl Probes {
         let watched = HashMap::try_from(take(map_name::WATCHED)?)?;
         let threads = HashMap::try_from(take(map_name::THREAD_STATS)?)?;
         let counters = PerCpuArray::try_from(take(map_name::COUNTERS)?)?;
-        let socket_fds = HashMap::try_from(take(map_name::SOCKET_FDS)?)?;
-        let conn_addrs = HashMap::try_from(take(map_name::CONN_ADDRS)?)?;
-        let sock_events = Some(RingBuf::try_from(take(map_name::SOCK_EVENTS)?)?);
-        let cuda_events = RingBuf::try_from(take(map_name::CUDA_EVENTS)?)?;
-        let cuda_names = RingBuf::try_from(take(map_name::CUDA_NAMES)?)?;
-        let oncpu_events = RingBuf::try_from(take(map_name::ONCPU_EVENTS)?)?;
-        let last_switch = PerCpuArray::try_from(take(map_name::LAST_SWITCH)?)?;
         Ok(Self {
             ebpf,
             watched,
             threads,
             counters,
-            socket_fds,
-            conn_addrs,
-            sock_events,
-            cuda_events,
-            cuda_names,
-            oncpu_events,
-            last_switch,
             task_pid_offset: offsets.task_pid.min(offsets.task_tgid),
             links: Vec::new(),
             process_links: std::collections::BTreeMap::new(),
@@ -237,71 +215,12 @@ impl Probes {
         self.process_links.remove(&pid);
     }
 
-    /// Hands every queued CUDA name record (`is_name` true), then every CUDA call record, to
-    /// `f`: names first, so a launch never arrives before the lookup that named it (except for
-    /// a lookup made while this drains; the analyzer renames such launches later).
-    pub fn drain_cuda(&mut self, mut f: impl FnMut(bool, &[u8])) {
-        while let Some(item) = self.cuda_names.next() {
-            f(true, &item);
-        }
-        while let Some(item) = self.cuda_events.next() {
-            f(false, &item);
-        }
-    }
-
-    /// Hands every queued on-CPU record (`OnCpuEvent` bytes) to `f`.
-    pub fn drain_oncpu_events(&mut self, mut f: impl FnMut(&[u8])) {
-        while let Some(item) = self.oncpu_events.next() {
-            f(&item);
-        }
-    }
-
-    pub fn oncpu_events_lost(&self) -> u64 {
-        self.counter(counter::ONCPU_EVENTS_LOST)
-    }
-
-    /// Per CPU (by index), when it last switched tasks as `sched_switch_trace` saw it
-    /// (CLOCK_MONOTONIC ns; 0 = not since attach).
-    pub fn last_switch_ns(&self) -> Vec<u64> {
-        self.last_switch
-            .get(&0, 0)
-            .map(|v| v.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
-    pub fn cuda_events_lost(&self) -> u64 {
-        self.counter(counter::CUDA_EVENTS_LOST)
-    }
-
-    pub fn cuda_calls_unfinished(&self) -> u64 {
-        self.counter(counter::CUDA_CALLS_UNFINISHED)
-    }
-
-    /// Marks `fd` of `tgid` as a socket (the fd-table mode seeds existing connections this way).
-    pub fn mark_socket(&mut self, tgid: u32, fd: i32) -> Result<()> {
-        let key = (u64::from(tgid) << 32) | u64::from(fd as u32);
-        self.socket_fds
-            .insert(key, 1, 0)
-            .with_context(|| format!("marking fd {fd} of pid {tgid} as a socket"))
-    }
-
-    /// Hands every queued socket event to `f`, with a lookup of connection addresses by kernel
-    /// socket address; returns how many events there were.
-    pub fn drain_sock_events(
-        &mut self,
-        mut f: impl FnMut(&[u8], &dyn Fn(u64) -> Option<ConnAddrs>),
-    ) -> u64 {
-        let Some(ring) = self.sock_events.as_mut() else {
-            return 0;
-        };
-        let addrs = &self.conn_addrs;
-        let lookup = |sk: u64| addrs.get(&sk, 0).ok();
-        let mut n = 0;
-        while let Some(item) = ring.next() {
-            f(&item, &lookup);
-            n += 1;
-        }
-        n
+    /// Takes map `name` out of the object, for the capability that reads it (the map stays
+    /// alive as long as the capability holds it).
+    pub fn take_map(&mut self, name: &str) -> Result<Map> {
+        self.ebpf
+            .take_map(name)
+            .ok_or_else(|| anyhow!("eBPF object has no map {name} (or it was taken already)"))
     }
 
     /// Per program, how many times the kernel skipped it because another BPF program was
@@ -329,14 +248,6 @@ impl Probes {
                 Some((name.to_string(), info.run_time_ns, info.run_cnt))
             })
             .collect()
-    }
-
-    pub fn sock_events_lost(&self) -> u64 {
-        self.counter(counter::SOCK_EVENTS_LOST)
-    }
-
-    pub fn active_calls_evicted(&self) -> u64 {
-        self.counter(counter::ACTIVE_CALLS_EVICTED)
     }
 
     pub fn watch(&mut self, tgid: u32) -> Result<()> {
@@ -397,6 +308,7 @@ impl Probes {
         self.counter(counter::WATCHED_MAP_FULL)
     }
 
+    /// The object itself, for `profiler check`'s self-test programs.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }

@@ -12,12 +12,14 @@ use crate::{
     cuda::{
         analyzer::{CudaAnalyzer, CudaInterval},
         attach::{CudaAttacher, ProbeMode},
+        probes::{CudaMaps, cuda_calls_unfinished, cuda_events_lost},
         report::CudaSection,
         stubs::StubSymbolizer,
     },
 };
 
 pub struct CudaCapture {
+    maps: CudaMaps,
     attacher: CudaAttacher,
     analyzer: CudaAnalyzer,
     stubs: StubSymbolizer,
@@ -55,6 +57,7 @@ impl CudaCapture {
             ProbeMode::Default
         };
         let mut capture = Self {
+            maps: CudaMaps::take(probes)?,
             attacher: CudaAttacher::new(mode),
             analyzer: CudaAnalyzer::new(config.top),
             stubs: StubSymbolizer::default(),
@@ -103,19 +106,22 @@ impl CudaCapture {
                 ProbeMode::LaunchLatency => "timed",
                 _ => "entry-only",
             },
-            events_lost: probes.cuda_events_lost(),
-            calls_unfinished: probes.cuda_calls_unfinished(),
+            events_lost: cuda_events_lost(probes),
+            calls_unfinished: cuda_calls_unfinished(probes),
             analysis: self.analyzer.report(duration_s, comm_of),
         }
     }
 }
 
 impl Capability for CudaCapture {
-    fn drain(&mut self, probes: &mut Probes) {
+    fn drain(&mut self, _probes: &mut Probes) {
         let Self {
-            analyzer, stubs, ..
+            maps,
+            analyzer,
+            stubs,
+            ..
         } = self;
-        probes.drain_cuda(|is_name, record| {
+        maps.drain(|is_name, record| {
             if is_name {
                 analyzer.on_name(record);
             } else {

@@ -14,6 +14,7 @@ pub mod discover;
 pub mod elf;
 pub mod names;
 pub mod observer;
+pub mod probes;
 pub mod report;
 pub mod stubs;
 pub mod symbols;

@@ -11,7 +11,10 @@ use crate::{
     http::{
         analyzer::SocketAnalyzer,
         observer::RequestObserver,
-        probes::{SOCK_LENGTH_PROBES, SOCK_PROBES, SOCK_STATE_PROBES},
+        probes::{
+            SOCK_LENGTH_PROBES, SOCK_PROBES, SOCK_STATE_PROBES, SocketMaps, active_calls_evicted,
+            sock_events_lost,
+        },
         section::HttpSection,
         stats::{IntervalRequests, RequestStats, SlaTargets},
     },
@@ -27,6 +30,7 @@ pub struct Config {
 
 /// The socket side of a session: how sockets are classified and the analyzer of their traffic.
 pub struct HttpCapture {
+    maps: SocketMaps,
     analyzer: SocketAnalyzer,
     fd_table_only: bool,
     capture_bytes: u32,
@@ -42,10 +46,11 @@ impl HttpCapture {
         config: &Config,
     ) -> Result<Self> {
         let fd_table_only = net.fd_table_only != 0;
+        let mut maps = SocketMaps::take(probes)?;
         if fd_table_only {
             for &pid in pids {
                 for fd in procfs::socket_fds(pid) {
-                    probes.mark_socket(pid, fd)?;
+                    maps.mark_socket(pid, fd)?;
                 }
             }
         } else {
@@ -54,6 +59,7 @@ impl HttpCapture {
         probes.attach(SOCK_STATE_PROBES)?;
         probes.attach(SOCK_PROBES)?;
         Ok(Self {
+            maps,
             analyzer: SocketAnalyzer::new(RequestStats::new(config.sla)),
             fd_table_only,
             capture_bytes: net.capture_bytes,
@@ -95,8 +101,8 @@ impl HttpCapture {
                 "socket-tracepoints"
             },
             capture_bytes: self.capture_bytes,
-            events_lost: probes.sock_events_lost(),
-            calls_evicted: probes.active_calls_evicted(),
+            events_lost: sock_events_lost(probes),
+            calls_evicted: active_calls_evicted(probes),
             analysis: self.analyzer.counters(),
             endpoints: self.analyzer.endpoints(),
             connections: self.analyzer.connections(),
@@ -105,15 +111,16 @@ impl HttpCapture {
 }
 
 impl Capability for HttpCapture {
-    fn drain(&mut self, probes: &mut Probes) {
-        probes.drain_sock_events(|bytes, addrs| self.analyzer.on_record(bytes, addrs));
+    fn drain(&mut self, _probes: &mut Probes) {
+        let Self { maps, analyzer, .. } = self;
+        maps.drain(|bytes, addrs| analyzer.on_record(bytes, addrs));
     }
 
     /// In fd-table mode its existing sockets are marked (best effort: it may be gone).
-    fn process_added(&mut self, probes: &mut Probes, pid: u32) {
+    fn process_added(&mut self, _probes: &mut Probes, pid: u32) {
         if self.fd_table_only {
             for fd in procfs::socket_fds(pid) {
-                let _ = probes.mark_socket(pid, fd);
+                let _ = self.maps.mark_socket(pid, fd);
             }
         }
     }

@@ -1,7 +1,59 @@
-//! The HTTP capture's rows of the probe table: socket syscalls, the socket tracepoints that
-//! recognise stream sockets inside them, and connection state changes. Declarations only.
+//! The HTTP capture's side of the eBPF object: its rows of the probe table (socket syscalls,
+//! the socket tracepoints that recognise stream sockets inside them, connection state changes)
+//! and its maps (the socket-event ring buffer, connection addresses, known socket fds).
+//! Privileged I/O on the maps.
 
-use crate::bpf::table::ProbeSpec;
+use anyhow::{Context as _, Result};
+use aya::maps::{HashMap, MapData, RingBuf};
+use profiler_common::{ConnAddrs, counter, map_name};
+
+use crate::bpf::{Probes, table::ProbeSpec};
+
+/// The HTTP capture's maps, taken out of the object at start.
+pub struct SocketMaps {
+    socket_fds: HashMap<MapData, u64, u8>,
+    conn_addrs: HashMap<MapData, u64, ConnAddrs>,
+    events: RingBuf<MapData>,
+}
+
+impl SocketMaps {
+    pub fn take(probes: &mut Probes) -> Result<Self> {
+        Ok(Self {
+            socket_fds: HashMap::try_from(probes.take_map(map_name::SOCKET_FDS)?)?,
+            conn_addrs: HashMap::try_from(probes.take_map(map_name::CONN_ADDRS)?)?,
+            events: RingBuf::try_from(probes.take_map(map_name::SOCK_EVENTS)?)?,
+        })
+    }
+
+    /// Marks `fd` of `tgid` as a socket (the fd-table mode seeds existing connections this
+    /// way).
+    pub fn mark_socket(&mut self, tgid: u32, fd: i32) -> Result<()> {
+        let key = (u64::from(tgid) << 32) | u64::from(fd as u32);
+        self.socket_fds
+            .insert(key, 1, 0)
+            .with_context(|| format!("marking fd {fd} of pid {tgid} as a socket"))
+    }
+
+    /// Hands every queued socket event to `f`, with a lookup of connection addresses by
+    /// kernel socket address.
+    pub fn drain(&mut self, mut f: impl FnMut(&[u8], &dyn Fn(u64) -> Option<ConnAddrs>)) {
+        let addrs = &self.conn_addrs;
+        let lookup = |sk: u64| addrs.get(&sk, 0).ok();
+        while let Some(item) = self.events.next() {
+            f(&item, &lookup);
+        }
+    }
+}
+
+/// Socket events the kernel could not queue (ring buffer full).
+pub fn sock_events_lost(probes: &Probes) -> u64 {
+    probes.counter(counter::SOCK_EVENTS_LOST)
+}
+
+/// Syscalls whose entry state was evicted before their exit.
+pub fn active_calls_evicted(probes: &Probes) -> u64 {
+    probes.counter(counter::ACTIVE_CALLS_EVICTED)
+}
 
 const SOCK_IO_MISSING: &str = "no HTTP request metrics";
 

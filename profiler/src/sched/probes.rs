@@ -1,8 +1,52 @@
-//! The scheduler's rows of the probe table: context switches (raw tracepoint, with its
-//! perf-event fallback), wakeups, migrations, new tasks, and the timeline's on-CPU intervals.
-//! Declarations only.
+//! The scheduler's side of the eBPF object: its rows of the probe table (context switches as a
+//! raw tracepoint with its perf-event fallback, wakeups, migrations, new tasks, the timeline's
+//! on-CPU intervals) and the maps of the on-CPU intervals. Privileged I/O on the maps.
 
-use crate::bpf::table::{ProbeSpec, RAW_TRACEPOINT};
+use anyhow::Result;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use profiler_common::{counter, map_name};
+
+use crate::bpf::{
+    Probes,
+    table::{ProbeSpec, RAW_TRACEPOINT},
+};
+
+/// The maps of `sched_switch_trace` (the timeline's on-CPU intervals), taken out of the object
+/// by whoever attaches it.
+pub struct OnCpuMaps {
+    events: RingBuf<MapData>,
+    last_switch: PerCpuArray<MapData, u64>,
+}
+
+impl OnCpuMaps {
+    pub fn take(probes: &mut Probes) -> Result<Self> {
+        Ok(Self {
+            events: RingBuf::try_from(probes.take_map(map_name::ONCPU_EVENTS)?)?,
+            last_switch: PerCpuArray::try_from(probes.take_map(map_name::LAST_SWITCH)?)?,
+        })
+    }
+
+    /// Hands every queued on-CPU record (`OnCpuEvent` bytes) to `f`.
+    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) {
+        while let Some(item) = self.events.next() {
+            f(&item);
+        }
+    }
+
+    /// Per CPU (by index), when it last switched tasks as `sched_switch_trace` saw it
+    /// (CLOCK_MONOTONIC ns; 0 = not since attach).
+    pub fn last_switch_ns(&self) -> Vec<u64> {
+        self.last_switch
+            .get(&0, 0)
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// On-CPU intervals the kernel could not queue (ring buffer full).
+pub fn oncpu_events_lost(probes: &Probes) -> u64 {
+    probes.counter(counter::ONCPU_EVENTS_LOST)
+}
 
 /// The scheduler accounting's raw tracepoint (see `sched_switch_raw` in profiler-ebpf); where it
 /// cannot be attached, `SCHED_SWITCH_FALLBACK` takes its place.

@@ -241,13 +241,13 @@ pub fn probe_rows(probes: &Probes, http: bool) -> Vec<ProbeRow> {
     if http {
         rows.push(ProbeRow {
             probe: "sock".into(),
-            events_lost: Some(probes.sock_events_lost()),
+            events_lost: Some(crate::http::probes::sock_events_lost(probes)),
             ..ProbeRow::default()
         });
     }
     rows.push(ProbeRow {
         probe: "cuda".into(),
-        events_lost: Some(probes.cuda_events_lost()),
+        events_lost: Some(crate::cuda::probes::cuda_events_lost(probes)),
         ..ProbeRow::default()
     });
     let stats_on = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")

@@ -27,8 +27,13 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
-    bpf::Capability, bpf::probes::Probes, cuda::capture::CudaCapture, host::procfs,
-    http::capture::HttpCapture, sched::model::monotonic_ns, sched::probes::SCHED_TRACE_PROBES,
+    bpf::Capability,
+    bpf::probes::Probes,
+    cuda::capture::CudaCapture,
+    host::procfs,
+    http::capture::HttpCapture,
+    sched::model::monotonic_ns,
+    sched::probes::{OnCpuMaps, SCHED_TRACE_PROBES, oncpu_events_lost},
     usage,
 };
 use sched_slices::{OnCpuSlicer, decode_oncpu, write_slice};
@@ -106,6 +111,7 @@ pub struct Config {
 pub struct Timeline {
     shared: Rc<RefCell<Shared>>,
     slicer: OnCpuSlicer,
+    maps: OnCpuMaps,
     path: PathBuf,
     switch_attached: bool,
     window_start_ns: u64,
@@ -128,6 +134,7 @@ impl Timeline {
             .map_err(|e| usage!("cannot write the timeline to {}: {e}", path.display()))?;
         let writer = TraceWriter::new(Box::new(file), config.limit);
         let shared = Rc::new(RefCell::new(Shared::new(writer)));
+        let maps = OnCpuMaps::take(probes)?;
         probes.attach(SCHED_TRACE_PROBES)?;
         let switch_attached = probes
             .status
@@ -147,6 +154,7 @@ impl Timeline {
             slicer: OnCpuSlicer::new(window_start_ns),
             path: path.clone(),
             switch_attached,
+            maps,
             window_start_ns,
             mono_to_unix_ns,
             malformed: 0,
@@ -154,15 +162,16 @@ impl Timeline {
     }
 
     /// Writes the queued on-CPU intervals as slices (call on the drain tick).
-    fn drain_slices(&mut self, probes: &mut Probes) {
+    fn drain_slices(&mut self) {
         let Self {
             shared,
             slicer,
             malformed,
+            maps,
             ..
         } = self;
         let mut shared = shared.borrow_mut();
-        probes.drain_oncpu_events(|record| match decode_oncpu(record) {
+        maps.drain(|record| match decode_oncpu(record) {
             Some(ev) => {
                 if let Some(slice) = slicer.on_record(&ev) {
                     write_slice(&mut shared, &slice);
@@ -184,14 +193,14 @@ impl Timeline {
     ) -> TimelineSummary {
         let end_ns = monotonic_ns();
         self.slicer.close_window(end_ns);
-        self.drain_slices(probes);
+        self.drain_slices();
         let on_cpu_now: Vec<(u32, u32, u32)> = probes
             .threads()
             .into_iter()
             .filter(|(_, s)| s.on_cpu_since_ns != 0)
             .filter_map(|(tid, s)| Some((s.tgid, tid, procfs::thread_cpu(s.tgid, tid)?)))
             .collect();
-        let last_switch = probes.last_switch_ns();
+        let last_switch = self.maps.last_switch_ns();
         let mut shared = self.shared.borrow_mut();
         let shared = &mut *shared;
         for slice in self.slicer.finish(on_cpu_now, &last_switch) {
@@ -214,7 +223,7 @@ impl Timeline {
             cuda_calls: shared.cuda_calls,
             switch_probe_attached: self.switch_attached,
             oncpu_records: self.slicer.records() + self.malformed,
-            oncpu_records_lost: probes.oncpu_events_lost(),
+            oncpu_records_lost: oncpu_events_lost(probes),
             processes: shared.tracks.process_count(),
             threads: shared.tracks.thread_count(),
             write_error: None,
@@ -254,7 +263,7 @@ fn announce(s: &TimelineSummary, path: &std::path::Path, quiet: bool) {
 }
 
 impl Capability for Timeline {
-    fn drain(&mut self, probes: &mut Probes) {
-        self.drain_slices(probes);
+    fn drain(&mut self, _probes: &mut Probes) {
+        self.drain_slices();
     }
 }
