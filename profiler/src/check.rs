@@ -11,7 +11,7 @@ use aya::{
 use profiler_common::counter;
 
 use crate::{
-    bpf::probes::{Probes, describe_program_error},
+    bpf::probes::{Probes, describe_load_error, describe_program_error},
     host::preflight,
     host::tracefs,
 };
@@ -294,7 +294,9 @@ fn uprobe_selftest(p: &mut Probes) -> Result<String> {
         .program_mut("selftest_uprobe")
         .ok_or_else(|| anyhow!("no selftest_uprobe program"))?
         .try_into()?;
-    program.load().map_err(describe_program_error)?;
+    program
+        .load()
+        .map_err(|e| describe_load_error("selftest_uprobe", e))?;
     let link = program
         .attach(
             "profiler_uprobe_selftest_target",
@@ -321,7 +323,9 @@ fn kprobe_selftest(p: &mut Probes) -> Result<String> {
         .program_mut("selftest_kprobe")
         .ok_or_else(|| anyhow!("no selftest_kprobe program"))?
         .try_into()?;
-    program.load().map_err(describe_program_error)?;
+    program
+        .load()
+        .map_err(|e| describe_load_error("selftest_kprobe", e))?;
     let link = program
         .attach("do_nanosleep", 0)
         .map_err(|e| anyhow!("{:#} (is CONFIG_KPROBES off?)", describe_program_error(e)))?;
@@ -338,7 +342,7 @@ fn fentry_selftest(p: &mut Probes) -> Result<String> {
         .try_into()?;
     program
         .load("do_nanosleep", &btf)
-        .map_err(describe_program_error)?;
+        .map_err(|e| describe_load_error("selftest_fentry", e))?;
     let link = program.attach().map_err(describe_program_error)?;
     program.detach(link)?;
     Ok("attached to do_nanosleep".into())

@@ -5,6 +5,7 @@
 pub mod capability;
 pub mod probes;
 pub mod table;
+pub mod verifier;
 
 pub use capability::Capability;
 pub use probes::{ProbeStatus, Probes};

@@ -17,7 +17,10 @@ use aya::{
 use profiler_common::{NetConfig, ThreadStats, TracepointOffsets, counter, global_name, map_name};
 use serde::Serialize;
 
-use crate::bpf::table::{ProbeSpec, RAW_TRACEPOINT};
+use crate::bpf::{
+    table::{ProbeSpec, RAW_TRACEPOINT},
+    verifier,
+};
 
 /// The compiled eBPF object, built by `build.rs` through aya-build.
 pub static PROBES_OBJECT: &[u8] =
@@ -173,7 +176,7 @@ impl Probes {
             .try_into()?;
         match prog.load() {
             Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(()),
-            Err(e) => Err(describe_program_error(e)),
+            Err(e) => Err(describe_load_error(program, e)),
         }
     }
 
@@ -322,7 +325,7 @@ fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<TracePointLink
     // One program may serve several tracepoints: load it the first time only.
     match program.load() {
         Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
-        Err(e) => return Err(describe_program_error(e)),
+        Err(e) => return Err(describe_load_error(spec.program, e)),
     }
     let id = program
         .attach(spec.category, spec.tracepoint)
@@ -338,7 +341,7 @@ fn attach_raw_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<RawTracePo
         .try_into()?;
     match program.load() {
         Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
-        Err(e) => return Err(describe_program_error(e)),
+        Err(e) => return Err(describe_load_error(spec.program, e)),
     }
     let id = program
         .attach(spec.tracepoint)
@@ -377,18 +380,21 @@ fn prog_info(fd: std::os::fd::BorrowedFd<'_>) -> Option<aya_obj::generated::bpf_
 
 /// Flattens aya's error chain (and the verifier log's last lines) into one readable line.
 pub fn describe_program_error(e: ProgramError) -> anyhow::Error {
+    describe_load_error("the program", e)
+}
+
+/// As `describe_program_error`, for loading `program`: a rejection names the verifier's error
+/// line and the file with its whole log.
+pub fn describe_load_error(program: &str, e: ProgramError) -> anyhow::Error {
     match e {
         ProgramError::LoadError {
             io_error,
             verifier_log,
-        } => {
-            let log = verifier_log.to_string();
-            let tail: Vec<&str> = log.lines().rev().take(3).collect();
-            anyhow!(
-                "the kernel rejected the program ({io_error}); verifier: {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-            )
-        }
+        } => anyhow!(verifier::rejection_message(
+            program,
+            &io_error,
+            &verifier_log.to_string()
+        )),
         other => {
             let mut msg = other.to_string();
             let mut source = std::error::Error::source(&other);
