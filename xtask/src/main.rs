@@ -9,6 +9,7 @@ mod layers;
 mod setup;
 mod shell;
 mod test;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,9 @@ commands:
   demo    build, start the built-in demo workload, attach the profiler for 10 s, print the report
   test    fmt check, clippy -D warnings, the layer check, unit tests, privileged end-to-end
           tests (as root)
+  vm      the kernel matrix: boot Debian's 5.10, 6.1 and 6.12 cloud kernels under QEMU (software
+          emulation) with the profiler in a busybox initramfs, run `profiler check` in each, print
+          the table (kernel packages cached in target/vm; the machine's apt setup is untouched)
   layers  check the imports of profiler/src: no cycles, nothing pointing up the layer order,
           no capability importing another (docs/DEVELOPMENT.md, Layout)
   fuzz [SECONDS]  fuzz the HTTP/SSE analyzer (cargo-fuzz, nightly; default 60 s)
@@ -34,6 +38,10 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(),
         Some("demo") => demo::run(),
         Some("test") => test::run(),
+        Some("vm") => setup::run().and_then(|()| {
+            shell::run(shell::cargo().args(["build", "--bins"]))?;
+            vm::run(&shell::root().join("target/debug/profiler"))
+        }),
         Some("layers") => layers::run(args.get(1).map(String::as_str) == Some("--edges")),
         Some("bench") => bench::run(args.get(1).map(String::as_str)),
         Some("fuzz") => match args.get(1).map(|s| s.parse::<u64>()) {

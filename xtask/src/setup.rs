@@ -22,6 +22,10 @@ const PACKAGES: &[&str] = &[
     // the GPU-check logic tests need python3.
     "gcc",
     "python3",
+    // The kernel matrix (xtask vm): Debian kernels booted under QEMU with a busybox initramfs.
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
 ];
 
 pub fn run() -> Result<()> {

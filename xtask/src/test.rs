@@ -65,6 +65,16 @@ pub fn run() -> Result<()> {
         tally.failed += 1;
     }
 
+    println!("\n== kernel matrix (QEMU: profiler check on Debian's 5.10, 6.1, 6.12)");
+    let vm_ok = crate::vm::run(&root().join("target/debug/profiler"))
+        .inspect_err(|e| println!("vm: {e:#}"))
+        .is_ok();
+    if vm_ok {
+        tally.passed += 1;
+    } else {
+        tally.failed += 1;
+    }
+
     println!("\n== end-to-end tests (real eBPF; need root)");
     let skip_log = root().join("target/e2e-skips.txt");
     let _ = std::fs::remove_file(&skip_log);
