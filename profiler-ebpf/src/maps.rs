@@ -23,6 +23,10 @@ pub(crate) use shared_names;
 shared_names!(map_name: WATCHED, THREAD_STATS, COUNTERS);
 shared_names!(global_name: TP_OFFSETS);
 
+/// Where `register_thread` assembles a new thread's record (kept off the 512-byte stack).
+#[map]
+static NEW_THREAD: PerCpuArray<ThreadStats> = PerCpuArray::with_max_entries(1, 0);
+
 /// Processes (tgids) being profiled. Every program starts with a lookup here, so an unwatched
 /// process costs one hash lookup.
 #[map]
@@ -77,10 +81,18 @@ pub fn bump(index: u32) {
 #[inline(always)]
 pub fn register_thread(tid: u32, tgid: u32) -> Option<*mut ThreadStats> {
     const BPF_NOEXIST: u64 = 1;
-    if THREAD_STATS
-        .insert(tid, ThreadStats::new(tgid), BPF_NOEXIST)
-        .is_err()
-    {
+    // The new record is assembled in a per-CPU map, not on the stack: a `ThreadStats` there
+    // (THREAD_STATS_SIZE bytes) pushed `sched_switch_raw` past 6.1's 512-byte combined stack
+    // and its padding was an uninitialized stack read on 5.10. The scratch entry stays zero but
+    // for `tgid`, which is set on every call, so it is always `ThreadStats::new(tgid)`.
+    let scratch = NEW_THREAD.get_ptr_mut(0)?;
+    // SAFETY: a per-CPU map value, valid for this program's run and used by no other CPU;
+    // programs on one CPU do not interleave their runs of this function.
+    let fresh = unsafe {
+        (*scratch).tgid = tgid;
+        &*scratch
+    };
+    if THREAD_STATS.insert(tid, fresh, BPF_NOEXIST).is_err() {
         // Either another CPU registered it first (fine) or the map is full (counted).
         if THREAD_STATS.get_ptr_mut(tid).is_none() {
             bump(counter::THREAD_MAP_FULL);

@@ -24,20 +24,26 @@ struct Kernel {
     label: &'static str,
     /// Package name with `{N}` where the number varies, e.g. `linux-image-5.10.0-{N}-cloud-amd64`.
     package: &'static str,
+    /// Whether the accurate scheduler program (`sched_switch_raw`) must load here; where not,
+    /// the perf-event fallback is expected.
+    raw_sched: bool,
 }
 
 const KERNELS: &[Kernel] = &[
     Kernel {
         label: "5.10",
         package: "linux-image-5.10.0-{N}-cloud-amd64",
+        raw_sched: false,
     },
     Kernel {
         label: "6.1",
         package: "linux-image-6.1.0-{N}-cloud-amd64",
+        raw_sched: true,
     },
     Kernel {
         label: "6.12",
         package: "linux-image-6.12.{N}+deb12-cloud-amd64",
+        raw_sched: true,
     },
 ];
 
@@ -71,7 +77,8 @@ pub fn run(profiler: &Path) -> Result<()> {
         let start = Instant::now();
         let vmlinuz = apt.kernel(k, &dir.join("debs"))?;
         let out = boot(&vmlinuz, &initrd)?;
-        let result = CheckRun::parse(k.label, &out)?;
+        let mut result = CheckRun::parse(k.label, &out)?;
+        result.raw_sched_expected = k.raw_sched;
         println!(
             "vm {}: {} booted and checked in {:.1} s",
             k.label,
@@ -268,6 +275,8 @@ struct CheckRun {
     exit: Option<i32>,
     /// (capability, status word, detail).
     lines: Vec<(String, String, String)>,
+    /// The kernel must run the raw-tracepoint scheduler program.
+    raw_sched_expected: bool,
 }
 
 impl CheckRun {
@@ -297,6 +306,7 @@ impl CheckRun {
             release,
             exit,
             lines,
+            raw_sched_expected: false,
         })
     }
 
@@ -310,6 +320,16 @@ impl CheckRun {
             out.push(format!(
                 "{}: profiler check exited {:?}",
                 self.label, self.exit
+            ));
+        }
+        if self.raw_sched_expected
+            && self
+                .status("tracepoints")
+                .is_some_and(|(_, _, d)| !d.contains("(raw tracepoint)"))
+        {
+            out.push(format!(
+                "{}: the raw-tracepoint scheduler program did not load",
+                self.label
             ));
         }
         for name in REQUIRED {
