@@ -47,13 +47,16 @@ pub fn run(target: Target, config: Config) -> Result<()> {
     // Bound before anything is attached, so a taken port fails fast.
     let exporter = feed::start_exporter(&config.metrics)?;
 
-    let (roots, gated, mut discovery) = resolve_targets(target)?;
-    let program = gated.as_ref().map(|(_, p)| p.clone()).unwrap_or_default();
-    let gated = gated.map(|(g, _)| g);
+    let Targets {
+        roots,
+        gated,
+        mut discovery,
+    } = resolve_targets(target)?;
 
     let tracefs_dir = tracefs::tracefs_dir();
     let offsets = tracefs::tracepoint_offsets(&tracefs_dir)?;
-    let capture_bytes = config.http.map_or(512, |h| h.capture_bytes);
+    // Without HTTP capture no socket program is attached: its capture size does not matter.
+    let capture_bytes = config.http.map_or(0, |h| h.capture_bytes);
     let net = tracefs::net_config(&tracefs_dir, capture_bytes);
     let mut probes = Probes::load(&offsets, &net)?;
     let mut tracker = Tracker::default();
@@ -73,23 +76,10 @@ pub fn run(target: Target, config: Config) -> Result<()> {
         .map_or(0.0, |d| d.as_secs_f64());
 
     let mut child = match gated {
-        Some(gated) => Some(gated.release(&program)?),
+        Some((gated, program)) => Some(gated.release(&program)?),
         None => None,
     };
-    // Always: scripts and tests wait for this line to know every probe is in place.
-    match &discovery {
-        Some(d) => eprintln!(
-            "profiler: attached as a daemon with {}/{} probes, watching {} processes; profiling {}",
-            probes.status.iter().filter(|s| s.attached).count(),
-            probes.status.len(),
-            tracker.procs.len(),
-            d.describe()
-        ),
-        None => announce(&tracker, &probes, &captures),
-    }
-    for note in captures.hardware.notes() {
-        eprintln!("profiler: note: {note}");
-    }
+    announce(&tracker, &probes, &captures, discovery.as_ref());
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -139,14 +129,13 @@ pub fn run(target: Target, config: Config) -> Result<()> {
 
 /// The processes to watch at the start, `run`'s gated command (with its program name), and
 /// the daemon's discovery.
-#[allow(clippy::type_complexity)]
-fn resolve_targets(
-    target: Target,
-) -> Result<(
-    Vec<u32>,
-    Option<(targets::GatedChild, String)>,
-    Option<Discovery>,
-)> {
+struct Targets {
+    roots: Vec<u32>,
+    gated: Option<(targets::GatedChild, String)>,
+    discovery: Option<Discovery>,
+}
+
+fn resolve_targets(target: Target) -> Result<Targets> {
     Ok(match target {
         Target::Pids(pids) => {
             let mut roots = Vec::new();
@@ -156,15 +145,27 @@ fn resolve_targets(
                     roots.push(pid);
                 }
             }
-            (roots, None, None)
+            Targets {
+                roots,
+                gated: None,
+                discovery: None,
+            }
         }
         Target::Command(cmd) => {
             let gated = targets::spawn_gated(&cmd)?;
-            (vec![gated.pid], Some((gated, cmd[0].clone())), None)
+            Targets {
+                roots: vec![gated.pid],
+                gated: Some((gated, cmd[0].clone())),
+                discovery: None,
+            }
         }
         Target::Discover(mut discovery) => {
             let roots = discovery.scan(&HashSet::new());
-            (roots, None, Some(discovery))
+            Targets {
+                roots,
+                gated: None,
+                discovery: Some(discovery),
+            }
         }
     })
 }
@@ -184,7 +185,31 @@ pub(crate) fn unix_now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-fn announce(tracker: &Tracker, probes: &Probes, captures: &start::Captures) {
+/// The start-up lines on stderr: what is attached, then a note per hardware part that cannot
+/// run here.
+fn announce(
+    tracker: &Tracker,
+    probes: &Probes,
+    captures: &start::Captures,
+    discovery: Option<&Discovery>,
+) {
+    // Always: scripts and tests wait for this line to know every probe is in place.
+    match discovery {
+        Some(d) => eprintln!(
+            "profiler: attached as a daemon with {}/{} probes, watching {} processes; profiling {}",
+            probes.status.iter().filter(|s| s.attached).count(),
+            probes.status.len(),
+            tracker.procs.len(),
+            d.describe()
+        ),
+        None => announce_attach(tracker, probes, captures),
+    }
+    for note in captures.hardware.notes() {
+        eprintln!("profiler: note: {note}");
+    }
+}
+
+fn announce_attach(tracker: &Tracker, probes: &Probes, captures: &start::Captures) {
     let names: Vec<String> = tracker
         .procs
         .values()
