@@ -81,6 +81,22 @@ pub const fn cuda_cookie(api: u16, timed: bool) -> u64 {
 /// See [`cuda_cookie`].
 pub const CUDA_COOKIE_TIMED: u64 = 1 << 16;
 
+/// A probed instruction in one process: the key of `CUDA_PROBE_COOKIES`, which stands in for
+/// the attach cookie on kernels without `bpf_get_attach_cookie` (before 5.15). A uprobe's
+/// program sees the probed address as the instruction pointer, so userspace, which knows where
+/// the process mapped the library, files the cookie under that address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CudaProbeAddr {
+    pub tgid: u32,
+    pub _pad: u32,
+    /// The probed function's first instruction, as the process maps it.
+    pub ip: u64,
+}
+
+/// Capacity of `CUDA_PROBE_COOKIES`: ~60 probed symbols per library, two libraries per process.
+pub const MAX_CUDA_PROBE_ADDRS: u32 = 32_768;
+
 /// `CudaEvent::direction` values (copies).
 pub mod copy_direction {
     pub const UNKNOWN: u8 = 0;

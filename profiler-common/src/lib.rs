@@ -93,6 +93,9 @@ pub mod map_name {
         CUDA_EVENTS;
         /// Ring buffer of [`crate::CudaNameEvent`]s ([`crate::CUDA_NAMES_RING_BYTES`]).
         CUDA_NAMES;
+        /// `HashMap<CudaProbeAddr, u64>`: the attach cookie of each probed address, for kernels
+        /// without `bpf_get_attach_cookie`.
+        CUDA_PROBE_COOKIES;
         /// Ring buffer of [`crate::OnCpuEvent`]s ([`crate::ONCPU_RING_BYTES`]).
         ONCPU_EVENTS;
         /// `PerCpuArray<u64>`: when each CPU last switched tasks.
@@ -160,6 +163,8 @@ mod pod {
     unsafe impl aya::Pod for super::CudaEvent {}
     // SAFETY: as above (a `CUDA_NAMES` record).
     unsafe impl aya::Pod for super::CudaNameEvent {}
+    // SAFETY: as above (a `CUDA_PROBE_COOKIES` key).
+    unsafe impl aya::Pod for super::CudaProbeAddr {}
 }
 
 #[cfg(test)]
@@ -252,6 +257,7 @@ mod tests {
             saddr,
             daddr
         });
+        assert_no_padding!(CudaProbeAddr { tgid, _pad, ip });
         assert_no_padding!(CudaEvent {
             ts_ns,
             duration_ns,

@@ -1,7 +1,9 @@
 //! CUDA driver/runtime calls of watched processes, from uprobes on `libcuda`/`libcudart`.
 //!
 //! One entry program serves every probed symbol: the attach cookie says which API family it is
-//! (`profiler_common::cuda_api`) and whether a return probe is attached too. Untimed calls are
+//! (`profiler_common::cuda_api`) and whether a return probe is attached too. Kernels before 5.15
+//! have no attach cookie: there `cuda_enter_by_address` looks the cookie up by the probed
+//! address (the instruction pointer at a uprobe), which userspace files per process. Untimed calls are
 //! emitted at entry (the cheap path for hot launches); timed ones are parked per thread and
 //! emitted by the return program with the host time and the CUresult.
 //!
@@ -24,7 +26,8 @@ use aya_ebpf::{
 };
 use profiler_common::{
     CUDA_COOKIE_TIMED, CUDA_NAME_MAX, CUDA_NAMES_RING_BYTES, CUDA_RING_BYTES, CudaEvent,
-    CudaNameEvent, MAX_ACTIVE_CALLS, copy_direction as dir, counter, cuda_api as api, cuda_flag,
+    CudaNameEvent, CudaProbeAddr, MAX_ACTIVE_CALLS, MAX_CUDA_PROBE_ADDRS, copy_direction as dir,
+    counter, cuda_api as api, cuda_flag,
 };
 
 use crate::maps::{bump, is_watched, shared_names};
@@ -57,7 +60,12 @@ pub static CUDA_EVENTS: RingBuf = RingBuf::with_byte_size(CUDA_RING_BYTES, 0);
 #[map]
 pub static CUDA_NAMES: RingBuf = RingBuf::with_byte_size(CUDA_NAMES_RING_BYTES, 0);
 
-shared_names!(map_name: CUDA_EVENTS, CUDA_NAMES);
+/// The attach cookie of each probed address of each process (kernels without attach cookies).
+#[map]
+pub static CUDA_PROBE_COOKIES: HashMap<CudaProbeAddr, u64> =
+    HashMap::with_max_entries(MAX_CUDA_PROBE_ADDRS, 0);
+
+shared_names!(map_name: CUDA_EVENTS, CUDA_NAMES, CUDA_PROBE_COOKIES);
 
 /// A name record (`CUDA_NAME_EVENT_SIZE` bytes) is too big for the 512-byte eBPF stack: it is
 /// assembled here.
@@ -73,7 +81,33 @@ pub fn forget_thread(tid: u32) {
 
 #[uprobe]
 pub fn cuda_enter(ctx: ProbeContext) -> u32 {
-    let _ = try_enter(&ctx);
+    // SAFETY: the helper only reads the cookie of the link that ran this program.
+    let _ = try_enter(&ctx, |ctx, _| unsafe {
+        bpf_get_attach_cookie(ctx.as_ptr())
+    });
+    0
+}
+
+/// `cuda_enter` for kernels without `bpf_get_attach_cookie` (before 5.15): the cookie is filed
+/// under the probed address, which a uprobe's program sees as the instruction pointer.
+#[uprobe]
+pub fn cuda_enter_by_address(ctx: ProbeContext) -> u32 {
+    let _ = try_enter(&ctx, |ctx, tgid| {
+        let key = CudaProbeAddr {
+            tgid,
+            _pad: 0,
+            ip: instruction_pointer(ctx),
+        };
+        // SAFETY: the value is copied out at once; entries are plain integers.
+        match unsafe { CUDA_PROBE_COOKIES.get(&key) } {
+            Some(cookie) => *cookie,
+            None => {
+                // Mapped again elsewhere since userspace filed it: the call is lost.
+                bump(counter::CUDA_EVENTS_LOST);
+                0
+            }
+        }
+    });
     0
 }
 
@@ -137,6 +171,22 @@ fn stack_pointer(ctx: &ProbeContext) -> u64 {
     unsafe { (*ctx.regs).rsp }
 }
 
+/// The probed address: the kernel sets the instruction pointer back to the breakpoint before
+/// it runs a uprobe's programs.
+#[cfg(not(bpf_target_arch = "aarch64"))]
+#[inline(always)]
+fn instruction_pointer(ctx: &ProbeContext) -> u64 {
+    // SAFETY: `regs` is the probe's pt_regs, valid for the program's run.
+    unsafe { (*ctx.regs).rip }
+}
+
+#[cfg(bpf_target_arch = "aarch64")]
+#[inline(always)]
+fn instruction_pointer(ctx: &ProbeContext) -> u64 {
+    // SAFETY: `regs` is the probe's pt_regs, valid for the program's run.
+    unsafe { (*ctx.regs).pc }
+}
+
 #[cfg(bpf_target_arch = "aarch64")]
 #[inline(always)]
 fn stack_pointer(ctx: &ProbeContext) -> u64 {
@@ -178,16 +228,20 @@ const MEM_HOST: u64 = 1;
 const MEM_DEVICE: u64 = 2;
 const MEM_ARRAY: u64 = 3;
 
-fn try_enter(ctx: &ProbeContext) -> Option<()> {
+/// `cookie_of(ctx, tgid)` says which probe ran (see `cuda_cookie`); 0 = unknown.
+#[inline(always)]
+fn try_enter(ctx: &ProbeContext, cookie_of: impl Fn(&ProbeContext, u32) -> u64) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     if !is_watched(tgid) {
         return None;
     }
     let tid = pid_tgid as u32;
-    // SAFETY: the helper only reads the cookie of the link that ran this program.
-    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let cookie = cookie_of(ctx, tgid);
     let api_id = cookie as u16;
+    if api_id == 0 {
+        return None;
+    }
     if api_id == api::KERNEL_GET_FUNCTION {
         let _ = KERNEL_LOOKUPS.insert(tid, [arg(ctx, 0), arg(ctx, 1)], 0);
         return Some(());

@@ -11,7 +11,8 @@ use aya::{
 use profiler_common::counter;
 
 use crate::{
-    bpf::probes::{Probes, describe_load_error, describe_program_error},
+    bpf::probes::{Probes, attach_cookies_supported, describe_load_error, describe_program_error},
+    cuda::probes::cookies_by_address,
     host::preflight,
     host::tracefs,
 };
@@ -141,10 +142,7 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
         "no CUDA launch, sync and copy metrics",
     ));
     let cuda_programs = match &mut probes {
-        Ok(p) => ["cuda_enter", "cuda_exit"]
-            .iter()
-            .try_for_each(|name| p.load_uprobe(name))
-            .map(|()| "cuda_enter and cuda_exit pass the verifier".to_string()),
+        Ok(p) => cuda_programs_check(p),
         Err(e) => Err(anyhow!("{e:#}")),
     };
     lines.push(line(
@@ -154,6 +152,28 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
     ));
     lines.extend(driver_and_hardware_lines(kprobes, fentry));
     (lines, required_ok)
+}
+
+/// Loads the CUDA programs this kernel runs: the entry program reads its attach cookie from
+/// 5.15 on, and looks it up by the probed address before.
+fn cuda_programs_check(p: &mut Probes) -> Result<String> {
+    let (entry, how) = if !cookies_by_address() {
+        ("cuda_enter", "attach cookies")
+    } else if attach_cookies_supported() {
+        (
+            "cuda_enter_by_address",
+            "probes told apart by address, as asked",
+        )
+    } else {
+        (
+            "cuda_enter_by_address",
+            "no attach cookies on this kernel: probes told apart by address",
+        )
+    };
+    [entry, "cuda_exit"]
+        .iter()
+        .try_for_each(|name| p.load_uprobe(name))
+        .map(|()| format!("{entry} and cuda_exit pass the verifier ({how})"))
 }
 
 /// Attaches the scheduler's switch program and says which variant runs.

@@ -135,6 +135,30 @@ fn run_counts_names_and_latency() {
     assert_timing(&run, true, DURATIONS);
 }
 
+/// (a') The same on the path of kernels before 5.15 (no attach cookies: the entry program looks
+/// the probe up by its address, which the profiler files per process), forced here: every count
+/// exact.
+#[test]
+fn run_counts_with_probes_told_apart_by_address() {
+    const TEST: &str = "run_counts_with_probes_told_apart_by_address";
+    if !privileged(TEST) {
+        return;
+    }
+    let Some(stub) = stub_cuda(TEST) else {
+        return;
+    };
+    let run = run_profiled_env(
+        stub,
+        &stub.workload,
+        &["--cuda-launch-latency"],
+        &[],
+        &refs(&DURATIONS.args()),
+        &[("PROFILER_CUDA_COOKIES_BY_ADDRESS", "1")],
+    );
+    assert_libraries(&run, &stub.lib_dir);
+    assert_scenario_counts(&run, Seen::Everything, Naming::Named, DEFAULT_TOP);
+}
+
 /// (b) The same without `--cuda-launch-latency`: the same counts; launches, graph launches and
 /// async copies untimed ("entry-only"); syncs, blocking copies and allocations still timed.
 #[test]

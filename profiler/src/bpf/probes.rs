@@ -73,6 +73,16 @@ impl Drop for Probes {
     }
 }
 
+/// Whether this kernel gives probes an attach cookie (`bpf_get_attach_cookie` and BPF links for
+/// perf events: 5.15+).
+pub fn attach_cookies_supported() -> bool {
+    let helper = aya::sys::is_helper_supported(
+        aya::programs::ProgramType::KProbe,
+        aya::sys::BpfHelper::BPF_FUNC_get_attach_cookie,
+    );
+    matches!(helper, Ok(true)) && aya::features().bpf_perf_link()
+}
+
 impl Probes {
     /// Loads the object with this kernel's tracepoint offsets. Nothing is attached yet, so the
     /// caller can seed the maps first.
@@ -181,14 +191,15 @@ impl Probes {
     }
 
     /// Attaches uprobe (or uretprobe) program `program` at `file_offset` of the ELF file `target`
-    /// with `cookie`, for process `pid` only: the kernel then puts breakpoints in that process's
-    /// memory alone, so other processes using the same library pay nothing.
+    /// with `cookie` (see [`attach_cookies_supported`]), for process `pid` only: the kernel then
+    /// puts breakpoints in that process's memory alone, so other processes using the same
+    /// library pay nothing.
     pub fn attach_uprobe(
         &mut self,
         program: &str,
         target: &std::path::Path,
         file_offset: u64,
-        cookie: u64,
+        cookie: Option<u64>,
         pid: u32,
     ) -> Result<()> {
         let pid = std::num::NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0"))?;
@@ -200,7 +211,7 @@ impl Probes {
             .try_into()?;
         let point = UProbeAttachPoint {
             location: file_offset.into(),
-            cookie: Some(cookie),
+            cookie,
         };
         let id = prog
             .attach(point, target, UProbeScope::OneProcess(pid))

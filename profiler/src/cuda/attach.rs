@@ -10,8 +10,9 @@ use serde::Serialize;
 use crate::{
     bpf::probes::Probes,
     cuda::{
-        discover::{self, FileId, FoundLibrary},
+        discover::{self, FileId, FoundLibrary, Mapping},
         elf::ElfSymbols,
+        probes::CookiesByAddress,
         symbols::{CudaSymbol, DRIVER_SYMBOLS, LibraryKind, RUNTIME_SYMBOLS, Timing},
     },
 };
@@ -52,13 +53,17 @@ pub struct CudaAttacher {
     /// Per library file, the offsets of the probed symbols it exports (or why it could not be
     /// read): every worker process of a server maps the same `libcuda`.
     offsets: HashMap<FileId, Result<Vec<(CudaSymbol, u64)>, String>>,
+    /// Kernels without attach cookies (before 5.15): the entry probes run
+    /// `cuda_enter_by_address`, and each probed address's cookie is filed here.
+    by_address: Option<CookiesByAddress>,
     pub libraries: Vec<AttachedLibrary>,
 }
 
 impl CudaAttacher {
-    pub fn new(mode: ProbeMode) -> Self {
+    pub fn new(mode: ProbeMode, by_address: Option<CookiesByAddress>) -> Self {
         Self {
             mode,
+            by_address,
             seen: HashSet::new(),
             static_runtime: HashMap::new(),
             offsets: HashMap::new(),
@@ -67,6 +72,9 @@ impl CudaAttacher {
     }
 
     pub fn forget_process(&mut self, pid: u32) {
+        if let Some(cookies) = &mut self.by_address {
+            cookies.forget_process(pid);
+        }
         self.seen.retain(|&(p, _)| p != pid);
         self.libraries.retain(|l| l.pid != pid);
     }
@@ -95,7 +103,7 @@ impl CudaAttacher {
                 if !self.seen.insert((pid, lib.file.clone())) {
                     continue;
                 }
-                let attached = self.attach_library(probes, &lib);
+                let attached = self.attach_library(probes, &lib, &maps);
                 self.libraries.push(attached);
                 new += 1;
             }
@@ -103,7 +111,12 @@ impl CudaAttacher {
         new
     }
 
-    fn attach_library(&mut self, probes: &mut Probes, lib: &FoundLibrary) -> AttachedLibrary {
+    fn attach_library(
+        &mut self,
+        probes: &mut Probes,
+        lib: &FoundLibrary,
+        maps: &[Mapping],
+    ) -> AttachedLibrary {
         let mut out = AttachedLibrary {
             pid: lib.pid,
             path: lib.path.clone(),
@@ -126,7 +139,7 @@ impl CudaAttacher {
         let mut errors = Vec::new();
         for (sym, offset) in &symbols {
             for (program, cookie) in self.probes_for(sym) {
-                match probes.attach_uprobe(program, &lib.host_path, *offset, cookie, lib.pid) {
+                match self.attach_probe(probes, lib, maps, program, *offset, cookie) {
                     Ok(()) => out.probes += 1,
                     Err(e) => errors.push(format!("{} ({program}): {e:#}", sym.name)),
                 }
@@ -145,6 +158,37 @@ impl CudaAttacher {
             out.error = Some(msg);
         }
         out
+    }
+
+    /// Attaches one probe; without attach cookies, the entry probe's cookie is filed under the
+    /// addresses where the process maps `offset` first (before the breakpoint can fire).
+    fn attach_probe(
+        &mut self,
+        probes: &mut Probes,
+        lib: &FoundLibrary,
+        maps: &[Mapping],
+        program: &'static str,
+        offset: u64,
+        cookie: u64,
+    ) -> anyhow::Result<()> {
+        let Some(cookies) = self.by_address.as_mut() else {
+            return probes.attach_uprobe(program, &lib.host_path, offset, Some(cookie), lib.pid);
+        };
+        if program == "cuda_enter" {
+            let addresses = discover::addresses_of(maps, &lib.file, offset);
+            anyhow::ensure!(!addresses.is_empty(), "offset {offset:#x} is not mapped");
+            for ip in addresses {
+                cookies.file(lib.pid, ip, cookie)?;
+            }
+            return probes.attach_uprobe(
+                "cuda_enter_by_address",
+                &lib.host_path,
+                offset,
+                None,
+                lib.pid,
+            );
+        }
+        probes.attach_uprobe(program, &lib.host_path, offset, None, lib.pid)
     }
 
     /// The (program, cookie) pairs that go on `sym` in this mode.
@@ -197,8 +241,8 @@ mod tests {
 
     #[test]
     fn hot_calls_get_a_return_probe_only_when_asked() {
-        let default = CudaAttacher::new(ProbeMode::Default);
-        let latency = CudaAttacher::new(ProbeMode::LaunchLatency);
+        let default = CudaAttacher::new(ProbeMode::Default, None);
+        let latency = CudaAttacher::new(ProbeMode::LaunchLatency, None);
         let entry_only = default.probes_for(&sym(Timing::OptIn));
         assert_eq!(entry_only, vec![("cuda_enter", 1)]);
         let timed = latency.probes_for(&sym(Timing::OptIn));
@@ -206,7 +250,7 @@ mod tests {
         assert_eq!(timed[1], ("cuda_exit", 1 | CUDA_COOKIE_TIMED));
         assert_eq!(default.probes_for(&sym(Timing::Always)).len(), 2);
         assert_eq!(latency.probes_for(&sym(Timing::Never)).len(), 1);
-        let empty = CudaAttacher::new(ProbeMode::Empty);
+        let empty = CudaAttacher::new(ProbeMode::Empty, None);
         assert_eq!(
             empty.probes_for(&sym(Timing::Always)),
             vec![("cuda_empty", 0)]

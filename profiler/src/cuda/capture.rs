@@ -12,7 +12,9 @@ use crate::{
     cuda::{
         analyzer::{CudaAnalyzer, CudaInterval},
         attach::{CudaAttacher, ProbeMode},
-        probes::{CudaMaps, cuda_calls_unfinished, cuda_events_lost},
+        probes::{
+            CookiesByAddress, CudaMaps, cookies_by_address, cuda_calls_unfinished, cuda_events_lost,
+        },
         report::CudaSection,
         stubs::StubSymbolizer,
     },
@@ -56,9 +58,14 @@ impl CudaCapture {
         } else {
             ProbeMode::Default
         };
+        let by_address = if cookies_by_address() {
+            Some(CookiesByAddress::take(probes)?)
+        } else {
+            None
+        };
         let mut capture = Self {
             maps: CudaMaps::take(probes)?,
-            attacher: CudaAttacher::new(mode),
+            attacher: CudaAttacher::new(mode, by_address),
             analyzer: CudaAnalyzer::new(config.top),
             stubs: StubSymbolizer::default(),
             last_scan: Instant::now(),

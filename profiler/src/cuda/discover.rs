@@ -105,6 +105,15 @@ pub fn cuda_libraries(pid: u32, maps: &[Mapping]) -> Vec<FoundLibrary> {
     found
 }
 
+/// Where file offset `offset` of `file` is in the memory of the process whose maps are `maps`
+/// (every mapping that covers it).
+pub fn addresses_of(maps: &[Mapping], file: &FileId, offset: u64) -> Vec<u64> {
+    maps.iter()
+        .filter(|m| m.file == *file && offset >= m.offset && offset - m.offset < m.end - m.start)
+        .map(|m| m.start + (offset - m.offset))
+        .collect()
+}
+
 /// Where this process (the profiler) can open the file of mapping `m` of process `pid`.
 pub fn host_path(pid: u32, m: &Mapping) -> PathBuf {
     if m.deleted {
@@ -182,6 +191,22 @@ garbage line
             libs[2].host_path,
             PathBuf::from("/proc/42/map_files/7f3a40000000-7f3a40100000")
         );
+    }
+
+    #[test]
+    fn a_file_offset_is_found_in_the_mapping_that_covers_it() {
+        let maps = parse_maps(MAPS);
+        let libcuda = FileId {
+            dev: "fd:01".into(),
+            inode: 777,
+        };
+        // The second mapping starts at file offset 0x400000.
+        assert_eq!(
+            addresses_of(&maps, &libcuda, 0x401234),
+            vec![0x7f3a20401234]
+        );
+        assert_eq!(addresses_of(&maps, &libcuda, 0x1234), vec![0x7f3a20001234]);
+        assert!(addresses_of(&maps, &libcuda, 0x1000000).is_empty());
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! The CUDA capture's maps: the call and name ring buffers (its uprobes are declared in
-//! `symbols.rs` and attached by `attach.rs`). Privileged I/O on the maps.
+//! The CUDA capture's maps: the call and name ring buffers, and the cookies filed by address
+//! on kernels without attach cookies (its uprobes are declared in `symbols.rs` and attached by
+//! `attach.rs`). Privileged I/O on the maps.
+
+use std::collections::HashMap;
 
 use anyhow::Result;
-use aya::maps::{MapData, RingBuf};
-use profiler_common::{counter, map_name};
+use aya::maps::{HashMap as BpfHashMap, MapData, RingBuf};
+use profiler_common::{CudaProbeAddr, counter, map_name};
 
 use crate::bpf::Probes;
 
@@ -30,6 +33,47 @@ impl CudaMaps {
         }
         while let Some(item) = self.events.next() {
             f(false, &item);
+        }
+    }
+}
+
+/// Set (not "0") to tell the CUDA probes apart by address even where attach cookies work (tests
+/// of the pre-5.15 path on a newer kernel).
+pub const BY_ADDRESS_ENV: &str = "PROFILER_CUDA_COOKIES_BY_ADDRESS";
+
+/// Whether the CUDA entry probes run `cuda_enter_by_address` (no attach cookies here, or forced).
+pub fn cookies_by_address() -> bool {
+    !crate::bpf::probes::attach_cookies_supported()
+        || std::env::var_os(BY_ADDRESS_ENV).is_some_and(|v| v != "0")
+}
+
+/// Which probe ran, for kernels without attach cookies (before 5.15): `cuda_enter_by_address`
+/// looks its cookie up under (process, probed address).
+pub struct CookiesByAddress {
+    map: BpfHashMap<MapData, CudaProbeAddr, u64>,
+    /// The keys filed per process, removed when it goes.
+    filed: HashMap<u32, Vec<CudaProbeAddr>>,
+}
+
+impl CookiesByAddress {
+    pub fn take(probes: &mut Probes) -> Result<Self> {
+        Ok(Self {
+            map: BpfHashMap::try_from(probes.take_map(map_name::CUDA_PROBE_COOKIES)?)?,
+            filed: HashMap::new(),
+        })
+    }
+
+    /// Files `cookie` for the probe at `ip` in process `tgid`.
+    pub fn file(&mut self, tgid: u32, ip: u64, cookie: u64) -> Result<()> {
+        let key = CudaProbeAddr { tgid, _pad: 0, ip };
+        self.map.insert(key, cookie, 0)?;
+        self.filed.entry(tgid).or_default().push(key);
+        Ok(())
+    }
+
+    pub fn forget_process(&mut self, tgid: u32) {
+        for key in self.filed.remove(&tgid).unwrap_or_default() {
+            let _ = self.map.remove(&key);
         }
     }
 }

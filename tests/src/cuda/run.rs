@@ -200,6 +200,18 @@ pub fn run_profiled_exe(
     prefix: &[&str],
     workload_args: &[&str],
 ) -> CudaRun {
+    run_profiled_env(stub, exe, extra, prefix, workload_args, &[])
+}
+
+/// [`run_profiled_exe`] with environment variables `env` set for the profiler.
+pub fn run_profiled_env(
+    stub: &StubCuda,
+    exe: &Path,
+    extra: &[&str],
+    prefix: &[&str],
+    workload_args: &[&str],
+    env: &[(&str, &str)],
+) -> CudaRun {
     let (report, truth, trace) = session_files("run");
     let _files = Files(vec![report.clone(), truth.clone(), trace.clone()]);
     let mut args = vec!["run".to_owned()];
@@ -234,7 +246,11 @@ pub fn run_profiled_exe(
     }
     println!("profiler {}", args.join(" "));
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let profiler = Profiler::start(&arg_refs);
+    let profiler = Profiler::start_with(
+        Command::new(crate::profiler_bin())
+            .args(&arg_refs)
+            .envs(env.iter().copied()),
+    );
     let (status, _, stderr) = profiler.wait();
     assert!(status.success(), "profiler failed: {status:?}: {stderr:?}");
     let run = finish(&report, &truth, &trace, stderr, exe);
