@@ -83,10 +83,6 @@ pub mod map_name {
         THREAD_STATS;
         /// `PerCpuArray<u64>`: health counters, indexed by [`crate::counter`].
         COUNTERS;
-        /// `LruHashMap<u64, u8>`: fds known to be sockets, keyed `tgid << 32 | fd`.
-        SOCKET_FDS;
-        /// `LruHashMap<u64, ConnAddrs>`: TCP connection addresses, by kernel socket address.
-        CONN_ADDRS;
         /// Ring buffer of socket events ([`crate::SOCK_RING_BYTES`]).
         SOCK_EVENTS;
         /// Ring buffer of [`crate::CudaEvent`]s ([`crate::CUDA_RING_BYTES`]).
@@ -233,21 +229,36 @@ mod tests {
             kind,
             family,
             _pad,
+            addrs,
         });
         assert_no_padding!(SockEventBuf { header, data });
         assert_no_padding!(NetConfig {
             capture_bytes,
-            fd_table_only,
+            resolve_fds,
             sock_len_sk,
             sock_len_family,
             sock_len_protocol,
-            state_skaddr,
-            state_newstate,
-            state_sport,
-            state_dport,
-            state_family,
-            state_saddr_v6,
-            state_daddr_v6,
+            sockets,
+        });
+        assert_no_padding!(SocketOffsets {
+            valid,
+            v6_valid,
+            task_files,
+            files_fdt,
+            fdt_max_fds,
+            fdt_fd,
+            file_inode,
+            file_private_data,
+            inode_mode,
+            socket_type,
+            socket_sk,
+            skc_family,
+            skc_num,
+            skc_dport,
+            skc_rcv_saddr,
+            skc_daddr,
+            skc_v6_rcv_saddr,
+            skc_v6_daddr,
         });
         assert_no_padding!(ConnAddrs {
             family,

@@ -1,5 +1,5 @@
-//! Socket records: the `SOCK_EVENTS` record header and buffer, the capture configuration and
-//! connection addresses (`CONN_ADDRS`).
+//! Socket records: the `SOCK_EVENTS` record header (with a connection's addresses) and buffer,
+//! and the capture configuration.
 
 /// Largest number of leading payload bytes captured per socket syscall (`--capture-bytes` upper
 /// bound). A power of two: the eBPF side masks offsets with it to satisfy the verifier.
@@ -40,13 +40,17 @@ pub struct SockEventHeader {
     pub fd: i32,
     pub captured: u32,
     pub kind: u8,
-    /// Address family (AF_INET, AF_INET6, AF_UNIX) when the socket tracepoints told; 0 unknown.
+    /// Address family (AF_INET, AF_INET6, AF_UNIX) when known; 0 unknown.
     pub family: u8,
     pub _pad: [u8; 6],
+    /// The TCP connection's addresses, read from the socket at the event (so a socket address
+    /// reused by a later connection cannot mislead): on the first transfer the kernel sees on
+    /// this fd for this socket; `addrs.family` 0 on the others.
+    pub addrs: ConnAddrs,
 }
 
 /// `size_of::<SockEventHeader>()`: the fixed part of a `SOCK_EVENTS` record.
-pub const SOCK_EVENT_HEADER_SIZE: usize = 48;
+pub const SOCK_EVENT_HEADER_SIZE: usize = 88;
 const _: () = assert!(core::mem::size_of::<SockEventHeader>() == SOCK_EVENT_HEADER_SIZE);
 
 /// Per-CPU scratch space where an event is assembled before it is copied to the ring buffer.
@@ -59,7 +63,7 @@ pub struct SockEventBuf {
 }
 
 /// `size_of::<SockEventBuf>()` (kernel-side scratch only; never read by userspace).
-pub const SOCK_EVENT_BUF_SIZE: usize = 8240;
+pub const SOCK_EVENT_BUF_SIZE: usize = 8280;
 const _: () = assert!(core::mem::size_of::<SockEventBuf>() == SOCK_EVENT_BUF_SIZE);
 
 /// Socket probe configuration, written by userspace before load.
@@ -68,37 +72,62 @@ const _: () = assert!(core::mem::size_of::<SockEventBuf>() == SOCK_EVENT_BUF_SIZ
 pub struct NetConfig {
     /// Leading payload bytes captured per syscall (≤ `CAPTURE_MAX`).
     pub capture_bytes: u32,
-    /// 1 when `sock:sock_{recv,send}_length` are unavailable: sockets are then known only from
-    /// accept, connect and the fd table scanned at attach.
-    pub fd_table_only: u32,
+    /// 1 when `sock:sock_{recv,send}_length` are unavailable (before 6.2): each transfer's fd is
+    /// then resolved to its socket in the kernel (`SocketOffsets`, when `sockets.valid`).
+    pub resolve_fds: u32,
     /// Field offsets in `sock:sock_recv_length` / `sock_send_length` (same layout).
     pub sock_len_sk: u32,
     pub sock_len_family: u32,
     pub sock_len_protocol: u32,
-    /// Field offsets in `sock:inet_sock_set_state`.
-    pub state_skaddr: u32,
-    pub state_newstate: u32,
-    pub state_sport: u32,
-    pub state_dport: u32,
-    pub state_family: u32,
-    pub state_saddr_v6: u32,
-    pub state_daddr_v6: u32,
+    pub sockets: SocketOffsets,
 }
 
 /// `size_of::<NetConfig>()`.
-pub const NET_CONFIG_SIZE: usize = 48;
+pub const NET_CONFIG_SIZE: usize = 92;
 const _: () = assert!(core::mem::size_of::<NetConfig>() == NET_CONFIG_SIZE);
 
-/// Addresses of an established TCP connection, from `sock:inet_sock_set_state`, keyed by the
-/// kernel socket address that socket events carry (`SockEventHeader::sk`).
+/// Kernel struct member offsets, from kernel BTF, for the walk from the current task to the
+/// socket behind an fd (task → files → fdtable → file → socket → sock) and for a connection's
+/// addresses in `struct sock_common`. Offset 0 is a real offset here (`fdtable.max_fds`,
+/// `sock_common.skc_daddr`): `valid` says whether the walk can be made, `v6_valid` whether the
+/// IPv6 addresses can be read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketOffsets {
+    pub valid: u32,
+    pub v6_valid: u32,
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdt_max_fds: u32,
+    pub fdt_fd: u32,
+    pub file_inode: u32,
+    pub file_private_data: u32,
+    pub inode_mode: u32,
+    pub socket_type: u32,
+    pub socket_sk: u32,
+    pub skc_family: u32,
+    /// Local port, host byte order.
+    pub skc_num: u32,
+    /// Peer port, network byte order.
+    pub skc_dport: u32,
+    pub skc_rcv_saddr: u32,
+    pub skc_daddr: u32,
+    pub skc_v6_rcv_saddr: u32,
+    pub skc_v6_daddr: u32,
+}
+
+/// Addresses of a TCP connection, as the kernel keeps them in `struct sock_common`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnAddrs {
+    /// AF_INET or AF_INET6; 0 = no addresses.
     pub family: u16,
+    /// Local port (host byte order).
     pub sport: u16,
+    /// Peer port (host byte order).
     pub dport: u16,
     pub _pad: u16,
-    /// IPv6 addresses; IPv4 appears as IPv4-mapped (::ffff:a.b.c.d), as the kernel fills them.
+    /// Local and peer addresses; IPv4 ones IPv4-mapped (::ffff:a.b.c.d).
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
 }
@@ -106,6 +135,3 @@ pub struct ConnAddrs {
 /// `size_of::<ConnAddrs>()`.
 pub const CONN_ADDRS_SIZE: usize = 40;
 const _: () = assert!(core::mem::size_of::<ConnAddrs>() == CONN_ADDRS_SIZE);
-
-/// Capacity of the connection address map.
-pub const MAX_CONN_ADDRS: u32 = 65_536;

@@ -5,6 +5,7 @@
 
 mod capability;
 mod cuda;
+mod fd_socket;
 mod maps;
 mod net;
 mod process;

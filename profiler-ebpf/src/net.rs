@@ -5,7 +5,8 @@
 //! programs park the arguments per thread in `ACTIVE_CALLS` and one exit program (attached to
 //! every `sys_exit_*` of interest) finishes the job. Whether the fd is a socket is learnt inside
 //! the syscall from `sock:sock_{recv,send}_length` (kernels ≥ 6.2), or, where those tracepoints
-//! do not exist, from `SOCKET_FDS`: accepted and connected fds plus the fd table scanned at attach.
+//! do not exist, by resolving the fd to its socket in the kernel at the syscall's exit
+//! (`fd_socket.rs`). `SOCKET_FDS` remembers the socket fds seen, so close() is reported.
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -16,11 +17,14 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use profiler_common::{
-    CAPTURE_MAX, ConnAddrs, MAX_ACTIVE_CALLS, MAX_CONN_ADDRS, MAX_SOCKET_FDS, NetConfig,
-    SOCK_RING_BYTES, SockEventBuf, SockEventHeader, counter, sock_event,
+    CAPTURE_MAX, ConnAddrs, MAX_ACTIVE_CALLS, MAX_SOCKET_FDS, NetConfig, SOCK_RING_BYTES,
+    SockEventBuf, SockEventHeader, SocketOffsets, counter, sock_event,
 };
 
-use crate::maps::{bump, is_watched, shared_names};
+use crate::{
+    fd_socket::{AF_INET, AF_INET6, AF_UNIX, conn_addrs_of, stream_socket_of},
+    maps::{bump, is_watched, shared_names},
+};
 
 /// How the syscall passes its buffer.
 const LAYOUT_NONE: u8 = 0;
@@ -35,9 +39,6 @@ const LAYOUT_MSG: u8 = 3;
 /// later ones only count as length.
 const MAX_IOV: u64 = 32;
 
-const AF_UNIX: u16 = 1;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 const IPPROTO_TCP: u16 = 6;
 const ECONNRESET: i64 = 104;
 const EPIPE: i64 = 32;
@@ -77,9 +78,10 @@ pub fn forget_call(tid: u32) {
     let _ = ACTIVE_CALLS.remove(tid);
 }
 
-/// Fds known to be sockets, keyed `tgid << 32 | fd`, so close() and the fd-table mode know them.
+/// Fds known to be sockets, keyed `tgid << 32 | fd`, so close() knows them; the value is the
+/// socket (`struct sock` address) whose addresses were last sent for that fd, 0 for none yet.
 #[map]
-pub static SOCKET_FDS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
+static SOCKET_FDS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
 
 /// Socket events for userspace: a `SockEventHeader` followed by `captured` payload bytes each.
 #[map]
@@ -92,65 +94,34 @@ static EVENT_SCRATCH: PerCpuArray<SockEventBuf> = PerCpuArray::with_max_entries(
 #[unsafe(no_mangle)]
 static NET_CONFIG: NetConfig = NetConfig {
     capture_bytes: 0,
-    fd_table_only: 0,
+    resolve_fds: 0,
     sock_len_sk: 0,
     sock_len_family: 0,
     sock_len_protocol: 0,
-    state_skaddr: 0,
-    state_newstate: 0,
-    state_sport: 0,
-    state_dport: 0,
-    state_family: 0,
-    state_saddr_v6: 0,
-    state_daddr_v6: 0,
+    sockets: SocketOffsets {
+        valid: 0,
+        v6_valid: 0,
+        task_files: 0,
+        files_fdt: 0,
+        fdt_max_fds: 0,
+        fdt_fd: 0,
+        file_inode: 0,
+        file_private_data: 0,
+        inode_mode: 0,
+        socket_type: 0,
+        socket_sk: 0,
+        skc_family: 0,
+        skc_num: 0,
+        skc_dport: 0,
+        skc_rcv_saddr: 0,
+        skc_daddr: 0,
+        skc_v6_rcv_saddr: 0,
+        skc_v6_daddr: 0,
+    },
 };
 
-/// Addresses of established TCP connections, by kernel socket address. Fed system-wide (state
-/// changes happen in softirq context, outside the process), bounded by LRU eviction.
-#[map]
-pub static CONN_ADDRS: LruHashMap<u64, ConnAddrs> = LruHashMap::with_max_entries(MAX_CONN_ADDRS, 0);
-
-shared_names!(map_name: SOCKET_FDS, SOCK_EVENTS, CONN_ADDRS);
+shared_names!(map_name: SOCK_EVENTS);
 shared_names!(global_name: NET_CONFIG);
-
-const TCP_ESTABLISHED: i32 = 1;
-
-/// `sock:inet_sock_set_state`: remember the addresses when a connection is established.
-/// Entries are not removed on close: userspace drains events after the fact and a short
-/// connection is often closed by then. A reused socket address is overwritten at its next
-/// establishment; the LRU bounds the rest.
-#[tracepoint]
-pub fn sock_state(ctx: TracePointContext) -> u32 {
-    let cfg = config();
-    // SAFETY: offsets from this kernel's format file (NetConfig).
-    let (Ok(sk), Ok(newstate)) = (unsafe {
-        (
-            ctx.read_at::<u64>(cfg.state_skaddr as usize),
-            ctx.read_at::<i32>(cfg.state_newstate as usize),
-        )
-    }) else {
-        return 0;
-    };
-    if newstate == TCP_ESTABLISHED {
-        // SAFETY: as above.
-        let addrs = unsafe {
-            ConnAddrs {
-                family: ctx.read_at::<u16>(cfg.state_family as usize).unwrap_or(0),
-                sport: ctx.read_at::<u16>(cfg.state_sport as usize).unwrap_or(0),
-                dport: ctx.read_at::<u16>(cfg.state_dport as usize).unwrap_or(0),
-                _pad: 0,
-                saddr: ctx
-                    .read_at::<[u8; 16]>(cfg.state_saddr_v6 as usize)
-                    .unwrap_or([0; 16]),
-                daddr: ctx
-                    .read_at::<[u8; 16]>(cfg.state_daddr_v6 as usize)
-                    .unwrap_or([0; 16]),
-            }
-        };
-        let _ = CONN_ADDRS.insert(sk, addrs, 0);
-    }
-    0
-}
 
 #[inline(always)]
 fn config() -> NetConfig {
@@ -287,7 +258,7 @@ pub fn sock_exit(ctx: TracePointContext) -> u32 {
         sock_event::ACCEPT => {
             if ret >= 0 {
                 let fd = ret as i32;
-                let _ = SOCKET_FDS.insert(fd_key(tgid, fd), 1, 0);
+                let _ = SOCKET_FDS.insert(fd_key(tgid, fd), 0, 0);
                 emit(
                     header(sock_event::ACCEPT, tgid, tid, fd, ret, 0, 0),
                     None,
@@ -320,8 +291,8 @@ fn enter(ctx: &TracePointContext, kind: u8, layout: u8) -> u32 {
     let fd = syscall_field(ctx, ARG0) as i32;
     let buf = syscall_field(ctx, ARG1);
     let count = syscall_field(ctx, ARG2);
-    if kind == sock_event::CONNECT && config().fd_table_only != 0 {
-        let _ = SOCKET_FDS.insert(fd_key(tgid, fd), 1, 0);
+    if kind == sock_event::CONNECT && config().resolve_fds != 0 {
+        let _ = SOCKET_FDS.insert(fd_key(tgid, fd), 0, 0);
     }
     let call = ActiveCall {
         buf,
@@ -351,16 +322,33 @@ fn transfer_exit(call: &ActiveCall, tgid: u32, tid: u32, ret: i64) {
         return;
     }
     let key = fd_key(tgid, call.fd);
-    // SAFETY: the value is plain data; only its presence matters.
-    let known = unsafe { SOCKET_FDS.get(key) }.is_some();
-    if call.is_stream_socket == 0 && !known {
+    // SAFETY: plain-data copy of the value.
+    let known = unsafe { SOCKET_FDS.get(key) }.copied();
+    let cfg = config();
+    let (sk, family) = if call.is_stream_socket != 0 {
+        (call.sk, call.family as u16)
+    } else if cfg.resolve_fds != 0 && cfg.sockets.valid != 0 {
+        // No socket tracepoints on this kernel: the fd says what it is.
+        match stream_socket_of(&cfg.sockets, call.fd) {
+            Some(s) => (s.sk, s.family),
+            None => return,
+        }
+    } else if known.is_some() {
+        // Without BTF offsets: an fd known from accept/connect.
+        (0, 0)
+    } else {
         return;
+    };
+    let mut h = header(call.kind, tgid, tid, call.fd, ret, sk, family as u8);
+    if known != Some(sk) {
+        // A socket new to this fd: its addresses go with this event, read now (a socket
+        // address can be reused by a later connection before userspace reads the event).
+        if family == AF_INET || family == AF_INET6 {
+            h.addrs = conn_addrs_of(&cfg.sockets, sk, family).unwrap_or_default();
+        }
+        // Remembered so that close() on it is reported, and the addresses sent once.
+        let _ = SOCKET_FDS.insert(key, sk, 0);
     }
-    if !known {
-        // Remembered so that close() on it is reported.
-        let _ = SOCKET_FDS.insert(key, 1, 0);
-    }
-    let h = header(call.kind, tgid, tid, call.fd, ret, call.sk, call.family);
     emit(h, Some(call), ret);
 }
 
@@ -386,6 +374,14 @@ fn header(
         kind,
         family,
         _pad: [0; 6],
+        addrs: ConnAddrs {
+            family: 0,
+            sport: 0,
+            dport: 0,
+            _pad: 0,
+            saddr: [0; 16],
+            daddr: [0; 16],
+        },
     }
 }
 

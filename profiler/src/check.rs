@@ -277,10 +277,9 @@ fn privileges(caps_ok: bool) -> Result<String> {
 fn socket_probes(p: &mut Probes, tracefs_dir: &Path) -> Result<String> {
     let net = tracefs::net_config(tracefs_dir, 0);
     let start = p.status.len();
-    if net.fd_table_only == 0 {
+    if net.resolve_fds == 0 {
         p.attach(crate::http::probes::SOCK_LENGTH_PROBES)?;
     }
-    p.attach(crate::http::probes::SOCK_STATE_PROBES)?;
     p.attach(crate::http::probes::SOCK_PROBES)?;
     let status = &p.status[start..];
     let attached = status.iter().filter(|s| s.attached).count();
@@ -300,10 +299,13 @@ fn socket_probes(p: &mut Probes, tracefs_dir: &Path) -> Result<String> {
             failed.error.as_deref().unwrap_or("not attached")
         ));
     }
-    let mode = if net.fd_table_only == 0 {
+    let mode = if net.resolve_fds == 0 {
         "sockets recognised inside each syscall (sock:sock_*_length)"
+    } else if net.sockets.valid != 0 {
+        "no sock:sock_recv_length: each syscall's fd resolved to its socket in the kernel"
     } else {
-        "no sock:sock_recv_length: sockets recognised from accept/connect and the fd table"
+        "no sock:sock_recv_length and no BTF offsets: sockets known only from accept/connect \
+         since attach"
     };
     Ok(format!("{attached}/{} attached; {mode}", status.len()))
 }

@@ -343,6 +343,64 @@ impl Drop for PythonServer {
     }
 }
 
+/// BusyBox's `httpd` in the foreground: a fork per connection (the child reads the request and
+/// writes the response on the socket its parent accepted), HTTP/1.0-style one request per
+/// connection, every request logged with `-vv` on stderr.
+pub struct BusyboxHttpd {
+    child: Child,
+    pub port: u16,
+    stderr_path: PathBuf,
+}
+
+impl BusyboxHttpd {
+    /// Serves `dir` (`cargo xtask setup` installs busybox-static).
+    pub fn start(dir: &Path) -> Self {
+        let busybox = tool("busybox");
+        let port = free_port();
+        let stderr_path = dir.with_extension("httpd-stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("httpd stderr");
+        let mut child = Command::new(busybox)
+            .args(["httpd", "-f", "-vv", "-p"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-h")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start busybox httpd");
+        wait_for_port(port, &mut child, "busybox httpd");
+        Self {
+            child,
+            port,
+            stderr_path,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Responses the server logged (`-vv`: one `response:200` line each).
+    pub fn logged_responses(&self) -> usize {
+        std::fs::read_to_string(&self.stderr_path)
+            .map(|s| s.lines().filter(|l| l.contains("response:")).count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for BusyboxHttpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}
+
 /// A binary of this package, built by cargo next to the test executables (`target/<profile>/`).
 pub fn package_bin(name: &str) -> PathBuf {
     crate::workload_bin().with_file_name(name)

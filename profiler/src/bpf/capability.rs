@@ -12,6 +12,10 @@ pub trait Capability {
     /// kernel's set of watched processes.
     fn poll(&mut self, _probes: &mut Probes, _watched: &[u32]) {}
 
+    /// Every probe is attached: the session's window (`duration_s`) starts now. What was
+    /// counted while the probes went in one after the other is dropped.
+    fn open_window(&mut self, _probes: &mut Probes) {}
+
     /// `pid` is watched from now on (the daemon found it after the start).
     fn process_added(&mut self, _probes: &mut Probes, _pid: u32) {}
 

@@ -53,6 +53,8 @@ pub struct CudaAnalyzer {
     memory: Memory,
     malformed: u64,
     interval: Interval,
+    /// False until the session's window opens (see `open_window`).
+    window_open: bool,
 }
 
 /// Decodes one `CUDA_EVENTS` record; `None` when it is short.
@@ -81,7 +83,33 @@ impl CudaAnalyzer {
             memory: Memory::default(),
             malformed: 0,
             interval: Interval::default(),
+            window_open: true,
         }
+    }
+
+    /// Holds the observers back until `open_window` (a session attaches its probes one after
+    /// the other and opens its window when all are in).
+    pub fn wait_for_window(&mut self) {
+        self.window_open = false;
+    }
+
+    /// The session's window opens: the counts of calls made before (during attach) are
+    /// dropped; kernel names, live allocations and runtime launches awaiting their driver
+    /// launch are kept.
+    pub fn open_window(&mut self) {
+        self.window_open = true;
+        self.apis = (0..api::COUNT).map(|_| ApiAgg::default()).collect();
+        self.kernels.clear();
+        self.launches = 0;
+        self.graph_launches = 0;
+        self.runtime_launches = 0;
+        self.runtime_without_driver = 0;
+        self.unnamed = 0;
+        self.streams.clear();
+        self.syncs.clear();
+        self.copies = [(0, 0); DIRECTIONS.len()];
+        self.malformed = 0;
+        self.interval = Interval::default();
     }
 
     /// Adds an observer that sees every decoded call from now on.
@@ -136,6 +164,9 @@ impl CudaAnalyzer {
             ApiClass::Free if !failed => self.memory.free(&ev),
             ApiClass::Sync => self.on_sync(&ev, host_ns, failed),
             _ => {}
+        }
+        if !self.window_open {
+            return;
         }
         let kernel = kernel.map(|id| self.names.get(id).display.as_str());
         for o in &mut self.observers {

@@ -66,7 +66,11 @@ impl CudaCapture {
         let mut capture = Self {
             maps: CudaMaps::take(probes)?,
             attacher: CudaAttacher::new(mode, by_address),
-            analyzer: CudaAnalyzer::new(config.top),
+            analyzer: {
+                let mut a = CudaAnalyzer::new(config.top);
+                a.wait_for_window();
+                a
+            },
             stubs: StubSymbolizer::default(),
             last_scan: Instant::now(),
         };
@@ -135,6 +139,11 @@ impl Capability for CudaCapture {
                 analyzer.on_event(record, stubs);
             }
         });
+    }
+
+    fn open_window(&mut self, probes: &mut Probes) {
+        self.drain(probes);
+        self.analyzer.open_window();
     }
 
     fn poll(&mut self, probes: &mut Probes, watched: &[u32]) {

@@ -1,10 +1,12 @@
 //! Just enough of a kernel BTF reader to find struct member offsets (aya-obj parses BTF but keeps
 //! its types and members crate-private). Used for `task_struct.pid`, which the raw
-//! `sched_switch` program reads from the `next` task pointer.
+//! `sched_switch` program reads from the `next` task pointer, and for the walk from a task to
+//! the socket behind an fd (`SocketOffsets`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use profiler_common::SocketOffsets;
 
 /// Path of the kernel's BTF; `PROFILER_BTF` overrides it.
 pub fn btf_path() -> PathBuf {
@@ -189,6 +191,42 @@ pub fn task_offsets(path: &Path) -> Result<TaskOffsets> {
         pid,
         tgid,
         sum_exec_runtime,
+    })
+}
+
+/// The offsets for resolving an fd to its socket and reading a connection's addresses in the
+/// kernel (`profiler_common::SocketOffsets`), from the kernel BTF at `path`.
+pub fn socket_offsets(path: &Path) -> Result<SocketOffsets> {
+    let btf = Btf::read(path)?;
+    let at = |s: &str, m: &str| btf.member_offset(s, m);
+    let v6 = (
+        at("sock_common", "skc_v6_rcv_saddr"),
+        at("sock_common", "skc_v6_daddr"),
+    );
+    let (v6_valid, (skc_v6_rcv_saddr, skc_v6_daddr)) = match v6 {
+        (Ok(local), Ok(peer)) => (1, (local, peer)),
+        // A kernel without IPv6: IPv6 connections have no addresses.
+        _ => (0, (0, 0)),
+    };
+    Ok(SocketOffsets {
+        valid: 1,
+        v6_valid,
+        task_files: at("task_struct", "files")?,
+        files_fdt: at("files_struct", "fdt")?,
+        fdt_max_fds: at("fdtable", "max_fds")?,
+        fdt_fd: at("fdtable", "fd")?,
+        file_inode: at("file", "f_inode")?,
+        file_private_data: at("file", "private_data")?,
+        inode_mode: at("inode", "i_mode")?,
+        socket_type: at("socket", "type")?,
+        socket_sk: at("socket", "sk")?,
+        skc_family: at("sock_common", "skc_family")?,
+        skc_num: at("sock_common", "skc_num")?,
+        skc_dport: at("sock_common", "skc_dport")?,
+        skc_rcv_saddr: at("sock_common", "skc_rcv_saddr")?,
+        skc_daddr: at("sock_common", "skc_daddr")?,
+        skc_v6_rcv_saddr,
+        skc_v6_daddr,
     })
 }
 

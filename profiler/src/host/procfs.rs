@@ -93,17 +93,6 @@ pub fn descendants(root: u32) -> Vec<u32> {
     found
 }
 
-/// The fds of `pid` that are sockets (from the `socket:[inode]` links in /proc/<pid>/fd).
-pub fn socket_fds(pid: u32) -> Vec<i32> {
-    let Ok(fds) = procfs::process::Process::new(pid as i32).and_then(|p| p.fd()) else {
-        return Vec::new();
-    };
-    fds.flatten()
-        .filter(|fd| matches!(fd.target, procfs::process::FDTarget::Socket(_)))
-        .map(|fd| fd.fd)
-        .collect()
-}
-
 pub fn thread_comm(pid: u32, tid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
         .ok()

@@ -107,12 +107,14 @@ pub fn tracepoint_offsets(tracefs: &Path) -> Result<TracepointOffsets> {
     })
 }
 
-/// Environment variable that forces the fd-table socket classification (what kernels without
-/// `sock:sock_recv_length` get), so that path is testable on any kernel.
+/// Environment variable that forces the socket recognition of kernels without
+/// `sock:sock_recv_length` (each syscall's fd resolved in the kernel), so that path is testable
+/// on any kernel.
 pub const FD_TABLE_ENV: &str = "PROFILER_SOCKETS_FROM_FD_TABLE";
 
 /// The socket probes' configuration for this kernel: where `sock_{recv,send}_length` keep their
-/// fields, or the fd-table mode where those tracepoints do not exist.
+/// fields, or fd resolution in the kernel where those tracepoints do not exist; the BTF offsets
+/// of the fd → socket walk and of connection addresses either way.
 pub fn net_config(tracefs: &Path, capture_bytes: u32) -> NetConfig {
     let forced = std::env::var_os(FD_TABLE_ENV).is_some_and(|v| v != "0");
     let offsets = (!forced)
@@ -127,6 +129,11 @@ pub fn net_config(tracefs: &Path, capture_bytes: u32) -> NetConfig {
         });
     let mut cfg = NetConfig {
         capture_bytes: capture_bytes.min(CAPTURE_MAX as u32),
+        // Without BTF (`profiler check` says so) `valid` stays 0: sockets are then known only
+        // from accept/connect on kernels without the socket tracepoints, and connections older
+        // than the session have no addresses.
+        sockets: crate::host::btf::socket_offsets(&crate::host::btf::btf_path())
+            .unwrap_or_default(),
         ..NetConfig::default()
     };
     match offsets {
@@ -135,17 +142,7 @@ pub fn net_config(tracefs: &Path, capture_bytes: u32) -> NetConfig {
             cfg.sock_len_family = family;
             cfg.sock_len_protocol = protocol;
         }
-        None => cfg.fd_table_only = 1,
-    }
-    if let Ok(f) = read_format(tracefs, "sock/inet_sock_set_state") {
-        let at = |name| field_offset(&f, name).unwrap_or(0);
-        cfg.state_skaddr = at("skaddr");
-        cfg.state_newstate = at("newstate");
-        cfg.state_sport = at("sport");
-        cfg.state_dport = at("dport");
-        cfg.state_family = at("family");
-        cfg.state_saddr_v6 = at("saddr_v6");
-        cfg.state_daddr_v6 = at("daddr_v6");
+        None => cfg.resolve_fds = 1,
     }
     cfg
 }

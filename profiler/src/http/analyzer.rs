@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::IpAddr};
 
-use profiler_common::{ConnAddrs, sock_event};
+use profiler_common::sock_event;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
@@ -83,7 +83,6 @@ struct ConnEntry {
     peer_closed: bool,
     /// Looked up once, at the first event that names the kernel socket.
     endpoint: Option<Endpoint>,
-    endpoint_looked_up: bool,
 }
 
 pub struct SocketAnalyzer {
@@ -103,6 +102,9 @@ pub struct SocketAnalyzer {
     lifetimes: ConnLifetimes,
     /// `PROFILER_DEBUG_SOCKETS=1`: print every socket event to stderr (development aid).
     debug: bool,
+    /// False until the session's window opens (`open_window`): exchanges finished before it
+    /// are analysed (connection state) but reach no observer, and the figures are reset then.
+    window_open: bool,
 }
 
 impl SocketAnalyzer {
@@ -119,7 +121,24 @@ impl SocketAnalyzer {
             endpoints: BTreeMap::new(),
             lifetimes: ConnLifetimes::default(),
             debug: std::env::var_os("PROFILER_DEBUG_SOCKETS").is_some_and(|v| v != "0"),
+            window_open: true,
         }
+    }
+
+    /// Holds the figures and observers back until `open_window` (a session attaches its probes
+    /// one after the other and opens its window when all are in).
+    pub fn wait_for_window(&mut self) {
+        self.window_open = false;
+    }
+
+    /// The session's window opens: what was counted before (during attach) is dropped, the
+    /// connections' state is kept.
+    pub fn open_window(&mut self) {
+        self.window_open = true;
+        self.stats = RequestStats::new(self.stats.sla());
+        self.counters = SocketCounters::default();
+        self.endpoints.clear();
+        self.lifetimes = ConnLifetimes::default();
     }
 
     /// Adds an observer that sees every finished exchange from now on.
@@ -127,16 +146,15 @@ impl SocketAnalyzer {
         self.observers.push(observer);
     }
 
-    /// Feeds one raw ring-buffer record; `addrs` finds a connection's addresses by its kernel
-    /// socket address.
-    pub fn on_record(&mut self, bytes: &[u8], addrs: &dyn Fn(u64) -> Option<ConnAddrs>) {
+    /// Feeds one raw ring-buffer record.
+    pub fn on_record(&mut self, bytes: &[u8]) {
         match decode(bytes) {
-            Some(ev) => self.on_event(&ev, addrs),
+            Some(ev) => self.on_event(&ev),
             None => self.counters.malformed_events += 1,
         }
     }
 
-    pub fn on_event(&mut self, ev: &SockEvent<'_>, addrs: &dyn Fn(u64) -> Option<ConnAddrs>) {
+    pub fn on_event(&mut self, ev: &SockEvent<'_>) {
         self.counters.events += 1;
         let h = &ev.header;
         if self.debug {
@@ -211,9 +229,8 @@ impl SocketAnalyzer {
                     if let Some(t) = opened {
                         entry.opened_ns = Some(entry.opened_ns.map_or(t, |o| o.min(t)));
                     }
-                    if !entry.endpoint_looked_up && h.sk != 0 {
-                        entry.endpoint_looked_up = true;
-                        entry.endpoint = addrs(h.sk).map(|a| Endpoint::from_addrs(&a));
+                    if entry.endpoint.is_none() && h.addrs.family != 0 {
+                        entry.endpoint = Some(Endpoint::from_addrs(&h.addrs));
                     }
                     if entry.conn.is_http() {
                         entry.conn.on_segment(&seg, &mut records);
@@ -273,7 +290,6 @@ impl SocketAnalyzer {
             last_ts_ns: ts_ns,
             peer_closed: false,
             endpoint: None,
-            endpoint_looked_up: false,
         });
         e.last_ts_ns = ts_ns;
         e
@@ -329,6 +345,9 @@ impl SocketAnalyzer {
     fn flush_records_to(&mut self, pid: u32, endpoint: Option<Endpoint>) {
         for rec in self.records.drain(..) {
             self.stats.record(pid, &rec);
+            if !self.window_open {
+                continue;
+            }
             for o in &mut self.observers {
                 o.on_request(pid, &rec);
             }
@@ -436,132 +455,5 @@ impl SocketAnalyzer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::http::stats::SlaTargets;
-    use profiler_common::SockEventHeader;
-
-    fn event(kind: u8, ts_ns: u64, fd: i32, ret: i64, data: &[u8]) -> Vec<u8> {
-        let header = SockEventHeader {
-            ts_ns,
-            ret,
-            sk: 7,
-            tgid: 42,
-            tid: 43,
-            fd,
-            captured: data.len() as u32,
-            kind,
-            family: 2,
-            _pad: [0; 6],
-        };
-        // SAFETY: SockEventHeader is plain integers; viewing it as bytes is always valid.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&header as *const SockEventHeader).cast::<u8>(),
-                size_of::<SockEventHeader>(),
-            )
-        };
-        [bytes, data].concat()
-    }
-
-    fn addrs(_sk: u64) -> Option<ConnAddrs> {
-        let mut a = ConnAddrs {
-            family: 2,
-            sport: 8080,
-            dport: 50_000,
-            ..ConnAddrs::default()
-        };
-        a.saddr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 1]);
-        a.daddr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 2]);
-        Some(a)
-    }
-
-    const REQ: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-
-    #[test]
-    fn accept_exchange_close_makes_a_request_and_a_connection() {
-        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
-        for ev in [
-            event(sock_event::ACCEPT, 1_000, 5, 5, b""),
-            event(sock_event::READ, 2_000, 5, REQ.len() as i64, REQ),
-            event(sock_event::WRITE, 5_000, 5, RESP.len() as i64, RESP),
-            event(sock_event::READ, 6_000, 5, REQ.len() as i64, REQ),
-            event(sock_event::WRITE, 9_000, 5, RESP.len() as i64, RESP),
-            event(sock_event::CLOSE, 11_000, 5, 0, b""),
-        ] {
-            a.on_record(&ev, &addrs);
-        }
-        let report = a.stats.report(1.0);
-        let server = report.server.expect("server side");
-        assert_eq!(server.requests, 2);
-        // 3 µs each (HDR histograms keep 3 significant digits).
-        assert!((server.latency.p50_us - 3.0).abs() < 0.01);
-        let c = a.connections();
-        assert_eq!((c.closed, c.open_at_end), (1, 0));
-        assert_eq!(c.requests_per_connection_mean, 2.0);
-        assert!((c.duration.expect("lifetime").max_us - 10.0).abs() < 0.01);
-        let e = a.endpoints();
-        assert_eq!(e.len(), 1);
-        assert_eq!(e[0].endpoint, "10.0.0.1:8080");
-        assert_eq!(e[0].requests, 2);
-        assert_eq!(a.counters().events, 6);
-    }
-
-    #[test]
-    fn dup_fds_of_one_socket_are_one_connection() {
-        // Accepted as fd 5, read through a dup (fd 11), answered through fd 5: one exchange.
-        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
-        for ev in [
-            event(sock_event::ACCEPT, 1_000, 5, 5, b""),
-            event(sock_event::READ, 2_000, 11, REQ.len() as i64, REQ),
-            event(sock_event::WRITE, 5_000, 5, RESP.len() as i64, RESP),
-            event(sock_event::CLOSE, 6_000, 11, 0, b""),
-            event(sock_event::CLOSE, 7_000, 5, 0, b""),
-        ] {
-            a.on_record(&ev, &addrs);
-        }
-        let server = a.stats.report(1.0).server.expect("server side");
-        assert_eq!((server.requests, server.errors.total), (1, 0));
-        assert_eq!(a.connections().closed, 1);
-        assert_eq!(a.connections().open_at_end, 0);
-    }
-
-    #[test]
-    fn a_connect_without_stream_traffic_leaves_no_connection() {
-        // getaddrinfo connects a UDP socket: connect and close events, no stream transfer.
-        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
-        a.on_record(&event(sock_event::CONNECT, 1, 9, 0, b""), &addrs);
-        a.on_record(&event(sock_event::CLOSE, 2, 9, 0, b""), &addrs);
-        let c = a.connections();
-        assert_eq!((c.closed, c.open_at_end), (0, 0));
-        assert_eq!(a.counters().connections_seen, 0);
-    }
-
-    #[test]
-    fn reset_ends_the_exchange_as_an_error() {
-        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
-        a.on_record(
-            &event(sock_event::READ, 1, 3, REQ.len() as i64, REQ),
-            &addrs,
-        );
-        assert_eq!(a.in_flight(), (1, 0));
-        a.on_record(&event(sock_event::WRITE, 2, 3, -104, b""), &addrs);
-        let server = a.stats.report(1.0).server.expect("server side");
-        assert_eq!(server.errors.reset, 1);
-        assert_eq!(a.in_flight(), (0, 0));
-    }
-
-    #[test]
-    fn short_or_odd_records_never_panic() {
-        let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
-        a.on_record(&[1, 2, 3], &addrs);
-        let mut odd = event(99, 1, 1, 1, b"x");
-        a.on_record(&odd, &addrs);
-        // A header claiming more captured bytes than the record holds.
-        odd = event(sock_event::READ, 1, 1, 1000, b"GET");
-        odd[36..40].copy_from_slice(&4096u32.to_ne_bytes());
-        a.on_record(&odd, &addrs);
-        assert_eq!(a.counters().malformed_events, 2);
-    }
-}
+#[path = "analyzer_tests.rs"]
+mod tests;

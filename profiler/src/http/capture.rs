@@ -1,5 +1,5 @@
-//! The HTTP capability's session side: attach the socket probes (seeding known sockets in
-//! fd-table mode), hand their ring-buffer records to the analyzer, summarise at the end.
+//! The HTTP capability's session side: attach the socket probes, hand their ring-buffer records
+//! to the analyzer, summarise at the end.
 //! Privileged I/O through `Probes`.
 
 use anyhow::Result;
@@ -7,13 +7,11 @@ use profiler_common::NetConfig;
 
 use crate::{
     bpf::{Capability, Probes},
-    host::procfs,
     http::{
         analyzer::SocketAnalyzer,
         observer::RequestObserver,
         probes::{
-            SOCK_LENGTH_PROBES, SOCK_PROBES, SOCK_STATE_PROBES, SocketMaps, active_calls_evicted,
-            sock_events_lost,
+            SOCK_LENGTH_PROBES, SOCK_PROBES, SocketMaps, active_calls_evicted, sock_events_lost,
         },
         section::HttpSection,
         stats::{IntervalRequests, RequestStats, SlaTargets},
@@ -32,36 +30,25 @@ pub struct Config {
 pub struct HttpCapture {
     maps: SocketMaps,
     analyzer: SocketAnalyzer,
-    fd_table_only: bool,
+    resolve_fds: bool,
     capture_bytes: u32,
 }
 
 impl HttpCapture {
-    /// Attaches the socket probes (seeding the known sockets of `pids` in fd-table mode) and
-    /// sets up the analysis.
-    pub fn start(
-        probes: &mut Probes,
-        pids: &[u32],
-        net: &NetConfig,
-        config: &Config,
-    ) -> Result<Self> {
-        let fd_table_only = net.fd_table_only != 0;
-        let mut maps = SocketMaps::take(probes)?;
-        if fd_table_only {
-            for &pid in pids {
-                for fd in procfs::socket_fds(pid) {
-                    maps.mark_socket(pid, fd)?;
-                }
-            }
-        } else {
+    /// Attaches the socket probes and sets up the analysis.
+    pub fn start(probes: &mut Probes, net: &NetConfig, config: &Config) -> Result<Self> {
+        let resolve_fds = net.resolve_fds != 0;
+        let maps = SocketMaps::take(probes)?;
+        if !resolve_fds {
             probes.attach(SOCK_LENGTH_PROBES)?;
         }
-        probes.attach(SOCK_STATE_PROBES)?;
         probes.attach(SOCK_PROBES)?;
+        let mut analyzer = SocketAnalyzer::new(RequestStats::new(config.sla));
+        analyzer.wait_for_window();
         Ok(Self {
             maps,
-            analyzer: SocketAnalyzer::new(RequestStats::new(config.sla)),
-            fd_table_only,
+            analyzer,
+            resolve_fds,
             capture_bytes: net.capture_bytes,
         })
     }
@@ -69,12 +56,6 @@ impl HttpCapture {
     /// Adds a sink that sees every finished exchange from now on.
     pub fn observe(&mut self, observer: Box<dyn RequestObserver>) {
         self.analyzer.observe(observer);
-    }
-
-    /// Whether sockets are recognised only from accept/connect and the fd table (kernels
-    /// without `sock:sock_recv_length`).
-    pub fn fd_table_only(&self) -> bool {
-        self.fd_table_only
     }
 
     /// Server requests in flight now, per process (the exporter's gauge).
@@ -95,8 +76,8 @@ impl HttpCapture {
         self.analyzer.finish();
         HttpSection {
             requests: self.analyzer.stats.report(duration_s),
-            socket_classification: if self.fd_table_only {
-                "fd-table"
+            socket_classification: if self.resolve_fds {
+                "fd-lookup"
             } else {
                 "socket-tracepoints"
             },
@@ -113,15 +94,11 @@ impl HttpCapture {
 impl Capability for HttpCapture {
     fn drain(&mut self, _probes: &mut Probes) {
         let Self { maps, analyzer, .. } = self;
-        maps.drain(|bytes, addrs| analyzer.on_record(bytes, addrs));
+        maps.drain(|bytes| analyzer.on_record(bytes));
     }
 
-    /// In fd-table mode its existing sockets are marked (best effort: it may be gone).
-    fn process_added(&mut self, _probes: &mut Probes, pid: u32) {
-        if self.fd_table_only {
-            for fd in procfs::socket_fds(pid) {
-                let _ = self.maps.mark_socket(pid, fd);
-            }
-        }
+    fn open_window(&mut self, probes: &mut Probes) {
+        self.drain(probes);
+        self.analyzer.open_window();
     }
 }

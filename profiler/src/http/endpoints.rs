@@ -46,8 +46,8 @@ impl Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EndpointRequests {
     pub role: Role,
-    /// `ip:port` served (server) or called (client); `unknown` when the connection's addresses
-    /// were not seen (Unix sockets, connections older than the session, fd-table mode).
+    /// `ip:port` served (server) or called (client); `unknown` when the connection has no
+    /// addresses (Unix sockets; no kernel BTF).
     pub endpoint: String,
     pub requests: u64,
     pub errors: u64,

@@ -1,46 +1,30 @@
-//! The HTTP capture's side of the eBPF object: its rows of the probe table (socket syscalls,
-//! the socket tracepoints that recognise stream sockets inside them, connection state changes)
-//! and its maps (the socket-event ring buffer, connection addresses, known socket fds).
+//! The HTTP capture's side of the eBPF object: its rows of the probe table (socket syscalls and
+//! the socket tracepoints that recognise stream sockets inside them) and its map (the
+//! socket-event ring buffer).
 //! Privileged I/O on the maps.
 
-use anyhow::{Context as _, Result};
-use aya::maps::{HashMap, MapData, RingBuf};
-use profiler_common::{ConnAddrs, counter, map_name};
+use anyhow::Result;
+use aya::maps::{MapData, RingBuf};
+use profiler_common::{counter, map_name};
 
 use crate::bpf::{Probes, table::ProbeSpec};
 
-/// The HTTP capture's maps, taken out of the object at start.
+/// The HTTP capture's ring buffer, taken out of the object at start.
 pub struct SocketMaps {
-    socket_fds: HashMap<MapData, u64, u8>,
-    conn_addrs: HashMap<MapData, u64, ConnAddrs>,
     events: RingBuf<MapData>,
 }
 
 impl SocketMaps {
     pub fn take(probes: &mut Probes) -> Result<Self> {
         Ok(Self {
-            socket_fds: HashMap::try_from(probes.take_map(map_name::SOCKET_FDS)?)?,
-            conn_addrs: HashMap::try_from(probes.take_map(map_name::CONN_ADDRS)?)?,
             events: RingBuf::try_from(probes.take_map(map_name::SOCK_EVENTS)?)?,
         })
     }
 
-    /// Marks `fd` of `tgid` as a socket (the fd-table mode seeds existing connections this
-    /// way).
-    pub fn mark_socket(&mut self, tgid: u32, fd: i32) -> Result<()> {
-        let key = (u64::from(tgid) << 32) | u64::from(fd as u32);
-        self.socket_fds
-            .insert(key, 1, 0)
-            .with_context(|| format!("marking fd {fd} of pid {tgid} as a socket"))
-    }
-
-    /// Hands every queued socket event to `f`, with a lookup of connection addresses by
-    /// kernel socket address.
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8], &dyn Fn(u64) -> Option<ConnAddrs>)) {
-        let addrs = &self.conn_addrs;
-        let lookup = |sk: u64| addrs.get(&sk, 0).ok();
+    /// Hands every queued socket event to `f`.
+    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) {
         while let Some(item) = self.events.next() {
-            f(&item, &lookup);
+            f(&item);
         }
     }
 }
@@ -163,19 +147,6 @@ pub const SOCK_PROBES: &[ProbeSpec] = &[
     ),
 ];
 
-/// Connection addresses and ports (both classification modes).
-pub const SOCK_STATE_PROBES: &[ProbeSpec] = &[ProbeSpec {
-    program: "sock_state",
-    category: "sock",
-    tracepoint: "inet_sock_set_state",
-    feature: "http",
-    required: false,
-    if_missing: "no local ports or peer addresses per connection",
-    fallback: None,
-    off_switch: None,
-    needs_task_offsets: false,
-}];
-
 /// Socket classification inside the syscall (kernels that have these tracepoints).
 pub const SOCK_LENGTH_PROBES: &[ProbeSpec] = &[
     sock_length("sock_recv_length"),
@@ -189,7 +160,7 @@ const fn sock_length(tracepoint: &'static str) -> ProbeSpec {
         tracepoint,
         feature: "http",
         required: false,
-        if_missing: "sockets known only from accept/connect and the fd table at attach",
+        if_missing: "each syscall's fd resolved to its socket in the kernel instead",
         fallback: None,
         off_switch: None,
         needs_task_offsets: false,

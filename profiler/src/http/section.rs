@@ -19,8 +19,9 @@ pub struct HttpSection {
     /// `server` (requests the targets answered) and `client` (their outbound calls).
     #[serde(flatten)]
     pub requests: HttpReport,
-    /// How sockets are recognised: `socket-tracepoints` (inside each syscall) or `fd-table`
-    /// (accept/connect and the fd table at attach, on kernels without sock_*_length).
+    /// How sockets are recognised: `socket-tracepoints` (inside each syscall) or `fd-lookup`
+    /// (each syscall's fd resolved to its socket in the kernel, on kernels without
+    /// sock_*_length).
     pub socket_classification: &'static str,
     pub capture_bytes: u32,
     /// Socket events the kernel could not queue (ring buffer full): requests may be missing.

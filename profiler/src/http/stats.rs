@@ -434,6 +434,10 @@ pub struct RequestStats {
 }
 
 impl RequestStats {
+    pub fn sla(&self) -> SlaTargets {
+        self.sla
+    }
+
     pub fn new(sla: SlaTargets) -> Self {
         RequestStats {
             sla,

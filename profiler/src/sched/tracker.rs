@@ -26,7 +26,10 @@ pub struct ThreadRecord {
     pub tgid: u32,
     pub comm: String,
     pub exited: bool,
+    /// Since the session's window opened (see `Tracker::open_window`).
     pub totals: SchedTotals,
+    /// The kernel's cumulative totals when the window opened (zero for threads seen later).
+    baseline: SchedTotals,
     exited_reads: u32,
     /// When the exit was first seen (monotonic ns).
     exited_seen_ns: u64,
@@ -126,10 +129,11 @@ impl Tracker {
                 comm: String::new(),
                 exited: false,
                 totals: SchedTotals::default(),
+                baseline: SchedTotals::default(),
                 exited_reads: 0,
                 exited_seen_ns: 0,
             });
-            record.totals = SchedTotals::from(&closed);
+            record.totals = SchedTotals::from(&closed).since(&record.baseline);
             let comm = comm_str(&raw.comm);
             if !comm.is_empty() {
                 record.comm = comm;
@@ -148,6 +152,29 @@ impl Tracker {
             }
         }
         finished
+    }
+
+    /// The session's window opens at `now_ns`: each thread's totals count from here. The
+    /// scheduler probes go in first and count while the others attach (seconds under load, or
+    /// on a slow machine): without this, a busy thread showed more CPU time than the window.
+    pub fn open_window(&mut self, entries: &[(u32, ThreadStats)], now_ns: u64) {
+        self.apply_threads(entries, now_ns);
+        for (tid, raw) in entries {
+            if let Some(record) = self.threads.get_mut(tid) {
+                record.baseline = SchedTotals::from(&close_open_intervals(raw, now_ns));
+                record.totals = SchedTotals::default();
+            }
+        }
+    }
+
+    /// Starts `pid`'s /proc history over with `sample`, taken when the window opened (time 0).
+    pub fn restart_history(&mut self, pid: u32, sample: ProcSample) {
+        if let Some(p) = self.procs.get_mut(&pid)
+            && !p.exited
+            && p.is_live_as(&sample)
+        {
+            p.history = Some(ProcHistory::new(sample, 0.0));
+        }
     }
 
     /// Removes a process and its threads (the daemon forgets exited processes); returns the
@@ -234,6 +261,22 @@ mod tests {
         assert_eq!(t.threads[&12].totals.oncpu_ns, 0);
         assert_eq!(t.process_totals(10).oncpu_ns, 100);
         assert_eq!(t.process_totals(99).oncpu_ns, 0);
+    }
+
+    #[test]
+    fn totals_count_from_the_window_open_on() {
+        let mut t = Tracker::default();
+        // On CPU since 50, 30 ns already counted when the window opens at 100.
+        let mut busy = stats(10, 30, 0);
+        busy.on_cpu_since_ns = 50;
+        t.open_window(&[(11, busy)], 100);
+        assert_eq!(t.threads[&11].totals.oncpu_ns, 0);
+        // Still on CPU at 400: 300 ns inside the window, none of the 80 before it.
+        t.apply_threads(&[(11, busy)], 400);
+        assert_eq!(t.process_totals(10).oncpu_ns, 300);
+        // A thread first seen after the window opened counts everything.
+        t.apply_threads(&[(11, busy), (12, stats(10, 25, 0))], 400);
+        assert_eq!(t.process_totals(10).oncpu_ns, 325);
     }
 
     #[test]

@@ -70,6 +70,11 @@ pub fn run(target: Target, config: Config) -> Result<()> {
         event_log,
         exporter.as_ref(),
     )?;
+    // Every probe is in: the window that every figure covers (`duration_s`) opens now.
+    watch::open_window(&mut probes, &mut tracker);
+    for capture in captures.all() {
+        capture.open_window(&mut probes);
+    }
     let started = Instant::now();
     let started_at_unix_s = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -230,12 +235,5 @@ fn announce_attach(tracker: &Tracker, probes: &Probes, captures: &start::Capture
     }
     for lib in captures.cuda.as_ref().map_or(&[][..], |c| c.libraries()) {
         announce_library(lib);
-    }
-    if captures.http.as_ref().is_some_and(|h| h.fd_table_only()) {
-        eprintln!(
-            "profiler: note: this kernel has no sock:sock_recv_length; sockets are recognised \
-             from accept/connect and the fd table at attach (sockets passed between processes \
-             or dup'ed are missed)"
-        );
     }
 }

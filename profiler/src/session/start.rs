@@ -47,7 +47,7 @@ pub(crate) fn captures(
     let mono_to_unix_ns = unix_now_ns() - i128::from(monotonic_ns());
     let pids: Vec<u32> = tracker.procs.keys().copied().collect();
     let mut http = match &config.http {
-        Some(c) => Some(HttpCapture::start(probes, &pids, net, c)?),
+        Some(c) => Some(HttpCapture::start(probes, net, c)?),
         None => None,
     };
     if let (Some(h), Some(writer)) = (http.as_mut(), event_log) {

@@ -64,6 +64,18 @@ pub(crate) fn targets_exited(tracker: &Tracker, child: &mut Option<Child>) -> bo
         .all(|p| !procfs::sample(p.pid).is_some_and(|s| p.is_live_as(&s)))
 }
 
+/// The session's window opens now: scheduler totals and /proc figures count from here (see
+/// `Tracker::open_window`).
+pub(crate) fn open_window(probes: &mut Probes, tracker: &mut Tracker) {
+    tracker.open_window(&probes.threads(), monotonic_ns());
+    let pids: Vec<u32> = tracker.procs.keys().copied().collect();
+    for pid in pids {
+        if let Some(sample) = procfs::sample(pid) {
+            tracker.restart_history(pid, sample);
+        }
+    }
+}
+
 /// Reads the kernel maps and /proc into the tracker.
 pub(crate) fn collect(probes: &mut Probes, tracker: &mut Tracker, started: Instant) {
     let at_s = started.elapsed().as_secs_f64();

@@ -1,0 +1,147 @@
+//! Unit tests of the socket analyzer (mounted from analyzer.rs).
+
+use super::*;
+use crate::http::stats::SlaTargets;
+use profiler_common::{ConnAddrs, SockEventHeader};
+
+fn event(kind: u8, ts_ns: u64, fd: i32, ret: i64, data: &[u8]) -> Vec<u8> {
+    let header = SockEventHeader {
+        ts_ns,
+        ret,
+        sk: 7,
+        tgid: 42,
+        tid: 43,
+        fd,
+        captured: data.len() as u32,
+        kind,
+        family: 2,
+        _pad: [0; 6],
+        addrs: conn_addrs(),
+    };
+    // SAFETY: SockEventHeader is plain integers; viewing it as bytes is always valid.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&header as *const SockEventHeader).cast::<u8>(),
+            size_of::<SockEventHeader>(),
+        )
+    };
+    [bytes, data].concat()
+}
+
+fn conn_addrs() -> ConnAddrs {
+    let mut a = ConnAddrs {
+        family: 2,
+        sport: 8080,
+        dport: 50_000,
+        ..ConnAddrs::default()
+    };
+    a.saddr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 1]);
+    a.daddr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 2]);
+    a
+}
+
+const REQ: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+#[test]
+fn accept_exchange_close_makes_a_request_and_a_connection() {
+    let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
+    for ev in [
+        event(sock_event::ACCEPT, 1_000, 5, 5, b""),
+        event(sock_event::READ, 2_000, 5, REQ.len() as i64, REQ),
+        event(sock_event::WRITE, 5_000, 5, RESP.len() as i64, RESP),
+        event(sock_event::READ, 6_000, 5, REQ.len() as i64, REQ),
+        event(sock_event::WRITE, 9_000, 5, RESP.len() as i64, RESP),
+        event(sock_event::CLOSE, 11_000, 5, 0, b""),
+    ] {
+        a.on_record(&ev);
+    }
+    let report = a.stats.report(1.0);
+    let server = report.server.expect("server side");
+    assert_eq!(server.requests, 2);
+    // 3 µs each (HDR histograms keep 3 significant digits).
+    assert!((server.latency.p50_us - 3.0).abs() < 0.01);
+    let c = a.connections();
+    assert_eq!((c.closed, c.open_at_end), (1, 0));
+    assert_eq!(c.requests_per_connection_mean, 2.0);
+    assert!((c.duration.expect("lifetime").max_us - 10.0).abs() < 0.01);
+    let e = a.endpoints();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].endpoint, "10.0.0.1:8080");
+    assert_eq!(e[0].requests, 2);
+    assert_eq!(a.counters().events, 6);
+}
+
+#[test]
+fn exchanges_before_the_window_opens_are_not_counted() {
+    let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
+    a.wait_for_window();
+    for ev in [
+        event(sock_event::READ, 2_000, 5, REQ.len() as i64, REQ),
+        event(sock_event::WRITE, 5_000, 5, RESP.len() as i64, RESP),
+        // In flight when the window opens: counted when it finishes.
+        event(sock_event::READ, 6_000, 5, REQ.len() as i64, REQ),
+    ] {
+        a.on_record(&ev);
+    }
+    a.open_window();
+    a.on_record(&event(sock_event::WRITE, 9_000, 5, RESP.len() as i64, RESP));
+    let server = a.stats.report(1.0).server.expect("server side");
+    assert_eq!(server.requests, 1);
+    assert_eq!(a.endpoints()[0].requests, 1);
+    assert_eq!(a.counters().events, 1);
+}
+
+#[test]
+fn dup_fds_of_one_socket_are_one_connection() {
+    // Accepted as fd 5, read through a dup (fd 11), answered through fd 5: one exchange.
+    let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
+    for ev in [
+        event(sock_event::ACCEPT, 1_000, 5, 5, b""),
+        event(sock_event::READ, 2_000, 11, REQ.len() as i64, REQ),
+        event(sock_event::WRITE, 5_000, 5, RESP.len() as i64, RESP),
+        event(sock_event::CLOSE, 6_000, 11, 0, b""),
+        event(sock_event::CLOSE, 7_000, 5, 0, b""),
+    ] {
+        a.on_record(&ev);
+    }
+    let server = a.stats.report(1.0).server.expect("server side");
+    assert_eq!((server.requests, server.errors.total), (1, 0));
+    assert_eq!(a.connections().closed, 1);
+    assert_eq!(a.connections().open_at_end, 0);
+}
+
+#[test]
+fn a_connect_without_stream_traffic_leaves_no_connection() {
+    // getaddrinfo connects a UDP socket: connect and close events, no stream transfer.
+    let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
+    a.on_record(&event(sock_event::CONNECT, 1, 9, 0, b""));
+    a.on_record(&event(sock_event::CLOSE, 2, 9, 0, b""));
+    let c = a.connections();
+    assert_eq!((c.closed, c.open_at_end), (0, 0));
+    assert_eq!(a.counters().connections_seen, 0);
+}
+
+#[test]
+fn reset_ends_the_exchange_as_an_error() {
+    let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
+    a.on_record(&event(sock_event::READ, 1, 3, REQ.len() as i64, REQ));
+    assert_eq!(a.in_flight(), (1, 0));
+    a.on_record(&event(sock_event::WRITE, 2, 3, -104, b""));
+    let server = a.stats.report(1.0).server.expect("server side");
+    assert_eq!(server.errors.reset, 1);
+    assert_eq!(a.in_flight(), (0, 0));
+}
+
+#[test]
+fn short_or_odd_records_never_panic() {
+    let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
+    a.on_record(&[1, 2, 3]);
+    let mut odd = event(99, 1, 1, 1, b"x");
+    a.on_record(&odd);
+    // A header claiming more captured bytes than the record holds.
+    odd = event(sock_event::READ, 1, 1, 1000, b"GET");
+    odd[36..40].copy_from_slice(&4096u32.to_ne_bytes());
+    a.on_record(&odd);
+    assert_eq!(a.counters().malformed_events, 2);
+}
