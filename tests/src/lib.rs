@@ -284,6 +284,25 @@ pub fn is_ours(name: &str) -> bool {
             .any(|p| *p == name || (name.len() == 15 && p.starts_with(name)))
 }
 
+/// The ids of the eBPF programs process `pid` holds open (`prog_id:` in its fds' fdinfo), sorted
+/// and deduplicated: exact where `bpftool prog show` cannot say who loaded a program.
+pub fn programs_held_by(pid: u32) -> Vec<u64> {
+    let mut ids: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("prog_id:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// Reads a JSON report file written with `--format json --output`.
 pub fn read_report(path: &std::path::Path) -> Value {
     let text = std::fs::read_to_string(path).expect("report file");

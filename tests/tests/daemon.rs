@@ -12,7 +12,7 @@ use std::{
 use profiler_tests::{
     Profiler,
     http::{TempDir, curl, free_port},
-    is_ours, loaded_programs, privileged,
+    privileged, programs_held_by,
 };
 
 /// The workloads' comm: `sleep` run through a symlink of this name.
@@ -87,14 +87,6 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-fn our_programs() -> Vec<u64> {
-    loaded_programs()
-        .into_iter()
-        .filter(|(_, name)| is_ours(name))
-        .map(|(id, _)| id)
-        .collect()
-}
-
 /// Polls `f` every 100 ms for at most `limit`; returns how long it took.
 fn within(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
@@ -117,7 +109,8 @@ fn daemon_discovers_forgets_and_stays_bounded() {
     symlink("/bin/sleep", &bin).expect("symlink sleep");
     let select = format!("comm=^{COMM}$");
     let daemon = Daemon::start(&["--match", &select, "--no-cuda-discovery"]);
-    let programs = our_programs();
+    let programs = programs_held_by(daemon.pid());
+    assert!(!programs.is_empty(), "the daemon holds its programs");
 
     // Two workloads started after the daemon.
     let mut a = workload(&bin, "60");
@@ -180,7 +173,11 @@ fn daemon_discovers_forgets_and_stays_bounded() {
         rss_end <= rss_warm + 1024,
         "RSS grew from {rss_warm} KiB to {rss_end} KiB over 150 processes"
     );
-    assert_eq!(our_programs(), programs, "programs reloaded");
+    assert_eq!(
+        programs_held_by(daemon.pid()),
+        programs,
+        "programs reloaded"
+    );
 
     a.kill().expect("kill a");
     a.wait().expect("reap a");
