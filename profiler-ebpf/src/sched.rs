@@ -77,6 +77,40 @@ pub fn sched_switch_trace(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+// The other scheduler programs come in two versions too. The raw tracepoint ones are the
+// default: the perf-event path shares one per-CPU recursion guard among all perf-event
+// tracepoint programs, so a wakeup that happens while a syscall tracepoint program runs on that
+// CPU was skipped (counted in `recursion_misses`); raw tracepoints guard each program alone.
+// Their argument is the task pointer: the pid is read from it at the BTF offset. The perf-event
+// ones are the fallback where those offsets are unknown.
+
+/// `sched_wakeup(struct task_struct *p)`.
+#[raw_tracepoint(tracepoint = "sched_wakeup")]
+pub fn sched_wakeup_raw(ctx: RawTracePointContext) -> i32 {
+    if let Some(tid) = task_tid(ctx.arg(0)) {
+        woken(tid);
+    }
+    0
+}
+
+/// `sched_wakeup_new(struct task_struct *p)`.
+#[raw_tracepoint(tracepoint = "sched_wakeup_new")]
+pub fn sched_wakeup_new_raw(ctx: RawTracePointContext) -> i32 {
+    if let Some(tid) = task_tid(ctx.arg(0)) {
+        woken(tid);
+    }
+    0
+}
+
+/// `sched_migrate_task(struct task_struct *p, int dest_cpu)`.
+#[raw_tracepoint(tracepoint = "sched_migrate_task")]
+pub fn sched_migrate_task_raw(ctx: RawTracePointContext) -> i32 {
+    if let Some(tid) = task_tid(ctx.arg(0)) {
+        migrated(tid);
+    }
+    0
+}
+
 #[tracepoint]
 pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
     let _ = try_wakeup(&ctx);
@@ -93,6 +127,22 @@ pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
 pub fn sched_migrate_task(ctx: TracePointContext) -> u32 {
     let _ = try_migrate(&ctx);
     0
+}
+
+/// The pid (kernel tid) of `task` (a task_struct pointer from a raw tracepoint's arguments).
+#[inline(always)]
+pub fn task_tid(task: *const u8) -> Option<u32> {
+    let off = offsets().task_pid;
+    if task.is_null() || off == 0 {
+        return None;
+    }
+    // SAFETY: a task_struct pointer from the tracepoint arguments and an offset from this
+    // kernel's BTF; bpf_probe_read_kernel checks the access.
+    let pid = unsafe { bpf_probe_read_kernel(task.wrapping_add(off as usize).cast::<i32>()) };
+    match pid {
+        Ok(pid) if pid > 0 => Some(pid as u32),
+        _ => None,
+    }
 }
 
 fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i32> {
@@ -315,8 +365,15 @@ fn try_wakeup(ctx: &TracePointContext) -> Result<(), i32> {
     let off = offsets();
     // SAFETY: offset from the sched_wakeup format file (same layout for sched_wakeup_new).
     let pid = unsafe { ctx.read_at::<i32>(off.wakeup_pid as usize)? } as u32;
+    woken(pid);
+    Ok(())
+}
+
+/// Thread `pid` was woken: its blocked time ends, its run-queue wait starts.
+#[inline(always)]
+fn woken(pid: u32) {
     let Some(stats) = THREAD_STATS.get_ptr_mut(pid) else {
-        return Ok(());
+        return;
     };
     let now = monotonic_ns();
     // SAFETY: see switch_out. A wakeup can race with the thread's own switch on another CPU;
@@ -330,18 +387,22 @@ fn try_wakeup(ctx: &TracePointContext) -> Result<(), i32> {
     if s.on_cpu_since_ns == 0 && s.runnable_since_ns == 0 {
         s.runnable_since_ns = now;
     }
-    Ok(())
 }
 
 fn try_migrate(ctx: &TracePointContext) -> Result<(), i32> {
     let off = offsets();
     // SAFETY: offset from the sched_migrate_task format file.
     let pid = unsafe { ctx.read_at::<i32>(off.migrate_pid as usize)? } as u32;
+    migrated(pid);
+    Ok(())
+}
+
+#[inline(always)]
+fn migrated(pid: u32) {
     if let Some(stats) = THREAD_STATS.get_ptr_mut(pid) {
         // SAFETY: see switch_out.
         unsafe { (*stats).migrations += 1 };
     }
-    Ok(())
 }
 
 #[inline(always)]

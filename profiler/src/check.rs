@@ -178,26 +178,42 @@ fn cuda_programs_check(p: &mut Probes) -> Result<String> {
 
 /// Attaches the scheduler's switch program and says which variant runs.
 fn sched_switch_check(probes: &mut Result<Probes>) -> Result<String> {
-    match probes {
-    Ok(p) => p.attach(&crate::sched::probes::SCHED_PROBES[..1]).map(|()| {
-        match p
-            .status
-            .iter()
-            .find(|s| s.program == crate::sched::probes::SCHED_SWITCH_RAW)
-        {
-            Some(s) if !s.attached => format!(
-                "sched:sched_switch attached as a perf-event tracepoint (fallback: switches \
-                 can be missed while syscall tracepoints run); raw tracepoint unavailable: {}",
-                s.error
-                    .as_deref()
-                    .and_then(|e| e.split("; using the perf-event").next())
-                    .unwrap_or("unknown")
-            ),
-            _ => "sched_switch loaded and attached (raw tracepoint)".to_string(),
-        }
-    }),
-    Err(e) => Err(anyhow!("{e:#}")),
-}
+    let p = probes.as_mut().map_err(|e| anyhow!("{e:#}"))?;
+    let start = p.status.len();
+    p.attach(crate::sched::probes::SCHED_PROBES)?;
+    let status = &p.status[start..];
+    let fell_back = |program: &str| status.iter().find(|s| s.program == program && !s.attached);
+    let reason = |s: &crate::bpf::probes::ProbeStatus| {
+        s.error
+            .as_deref()
+            .and_then(|e| e.split("; using the perf-event").next())
+            .unwrap_or("unknown")
+            .to_string()
+    };
+    let mut text = match fell_back(crate::sched::probes::SCHED_SWITCH_RAW) {
+        Some(s) => format!(
+            "sched:sched_switch attached as a perf-event tracepoint (fallback: switches can be \
+             missed while syscall tracepoints run); raw tracepoint unavailable: {}",
+            reason(s)
+        ),
+        None => "sched_switch loaded and attached (raw tracepoint)".to_string(),
+    };
+    let others = &crate::sched::probes::SCHED_PROBES[1..];
+    let perf: Vec<String> = others
+        .iter()
+        .filter_map(|spec| {
+            fell_back(spec.program).map(|s| format!("{} ({})", spec.tracepoint, reason(s)))
+        })
+        .collect();
+    if perf.is_empty() {
+        text.push_str(&format!("; the other {} as raw tracepoints", others.len()));
+    } else {
+        text.push_str(&format!(
+            "; as perf-event tracepoints (runs can be skipped while syscall programs run): {}",
+            perf.join(", ")
+        ));
+    }
+    Ok(text)
 }
 
 /// The CUDA driver, the kprobe and fentry self-tests' results, perf counters, NVML and RAPL, in

@@ -266,19 +266,22 @@ pub fn loaded_programs() -> Vec<(u64, String)> {
 /// The profiler's scheduler programs.
 pub const OUR_PROGRAMS: &[&str] = &[
     "sched_switch_raw",
-    "sched_wakeup",
-    "sched_wakeup_new",
-    "sched_migrate_task",
-    "task_newtask",
-    "sched_process_exit",
+    "sched_wakeup_raw",
+    "sched_wakeup_new_raw",
+    "sched_migrate_task_raw",
+    "task_newtask_raw",
+    "sched_process_exit_raw",
 ];
 
 /// Whether a program name bpftool shows is one of ours: bpftool prints the full name from BTF
 /// where the kernel has it, else the name truncated to 15 characters.
-/// The perf-event `sched_switch` (loaded instead of `sched_switch_raw` on kernels without the raw
-/// tracepoint's arguments) counts as the same program.
+/// The perf-event versions (loaded instead of the raw ones where those cannot be) count as the
+/// same programs.
 pub fn is_ours(name: &str) -> bool {
-    name == "sched_switch"
+    let perf_event = OUR_PROGRAMS
+        .iter()
+        .any(|p| p.strip_suffix("_raw") == Some(name));
+    perf_event
         || OUR_PROGRAMS
             .iter()
             .any(|p| *p == name || (name.len() == 15 && p.starts_with(name)))

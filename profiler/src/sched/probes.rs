@@ -52,94 +52,158 @@ pub fn oncpu_events_lost(probes: &Probes) -> u64 {
 /// cannot be attached, `SCHED_SWITCH_FALLBACK` takes its place.
 pub const SCHED_SWITCH_RAW: &str = "sched_switch_raw";
 
-/// Set (not "0") to use the perf-event `sched_switch` program even where the raw tracepoint
-/// works (for tests and comparisons).
-pub const PERF_EVENT_SWITCH_ENV: &str = "PROFILER_SCHED_SWITCH_PERF_EVENT";
+/// Set (not "0") to use the perf-event scheduler programs even where the raw tracepoints work
+/// (for tests and comparisons).
+pub const PERF_EVENT_SCHED_ENV: &str = "PROFILER_SCHED_PERF_EVENT";
 
+/// Each scheduler program as a raw tracepoint (the default: the perf-event path shares a
+/// per-CPU recursion guard with the syscall programs, so runs were skipped under load), with
+/// its perf-event version as the fallback (kernels whose BTF lacks the task offsets, or that
+/// reject the raw program).
 pub const SCHED_PROBES: &[ProbeSpec] = &[
-    ProbeSpec {
-        program: SCHED_SWITCH_RAW,
-        category: RAW_TRACEPOINT,
-        tracepoint: "sched_switch",
-        feature: "scheduler",
-        required: true,
-        if_missing: "no on/off-CPU or run-queue metrics",
-        fallback: Some(&SCHED_SWITCH_FALLBACK),
-        off_switch: Some(PERF_EVENT_SWITCH_ENV),
-        needs_task_offsets: true,
-    },
-    ProbeSpec {
-        program: "sched_wakeup",
-        category: "sched",
-        tracepoint: "sched_wakeup",
-        feature: "scheduler",
-        required: false,
-        if_missing: "blocked time includes run-queue wait; run-queue latency only after preemption",
-        fallback: None,
-        off_switch: None,
-        needs_task_offsets: false,
-    },
-    ProbeSpec {
-        program: "sched_wakeup_new",
-        category: "sched",
-        tracepoint: "sched_wakeup_new",
-        feature: "scheduler",
-        required: false,
-        if_missing: "first run-queue wait of new threads not measured",
-        fallback: None,
-        off_switch: None,
-        needs_task_offsets: false,
-    },
-    ProbeSpec {
-        program: "sched_migrate_task",
-        category: "sched",
-        tracepoint: "sched_migrate_task",
-        feature: "scheduler",
-        required: false,
-        if_missing: "CPU migrations not counted",
-        fallback: None,
-        off_switch: None,
-        needs_task_offsets: false,
-    },
-    ProbeSpec {
-        program: "task_newtask",
-        category: "task",
-        tracepoint: "task_newtask",
-        feature: "process-tracking",
-        required: false,
-        if_missing: "child processes started after attach are not followed; new threads are \
-                     picked up at their first context switch",
-        fallback: None,
-        off_switch: None,
-        needs_task_offsets: false,
-    },
-    ProbeSpec {
-        program: "sched_process_exit",
-        category: "sched",
-        tracepoint: "sched_process_exit",
-        feature: "process-tracking",
-        required: false,
-        if_missing: "exited threads stay in kernel maps until detach",
-        fallback: None,
-        off_switch: None,
-        needs_task_offsets: false,
-    },
+    raw(
+        SCHED_SWITCH_RAW,
+        "sched_switch",
+        "scheduler",
+        "no on/off-CPU or run-queue metrics",
+        &SCHED_SWITCH_FALLBACK,
+    ),
+    raw(
+        "sched_wakeup_raw",
+        "sched_wakeup",
+        "scheduler",
+        WAKEUP_MISSING,
+        &SCHED_WAKEUP_FALLBACK,
+    ),
+    raw(
+        "sched_wakeup_new_raw",
+        "sched_wakeup_new",
+        "scheduler",
+        WAKEUP_NEW_MISSING,
+        &SCHED_WAKEUP_NEW_FALLBACK,
+    ),
+    raw(
+        "sched_migrate_task_raw",
+        "sched_migrate_task",
+        "scheduler",
+        MIGRATE_MISSING,
+        &SCHED_MIGRATE_FALLBACK,
+    ),
+    raw(
+        "task_newtask_raw",
+        "task_newtask",
+        "process-tracking",
+        NEWTASK_MISSING,
+        &TASK_NEWTASK_FALLBACK,
+    ),
+    raw(
+        "sched_process_exit_raw",
+        "sched_process_exit",
+        "process-tracking",
+        EXIT_MISSING,
+        &SCHED_EXIT_FALLBACK,
+    ),
 ];
+
+const WAKEUP_MISSING: &str =
+    "blocked time includes run-queue wait; run-queue latency only after preemption";
+const WAKEUP_NEW_MISSING: &str = "first run-queue wait of new threads not measured";
+const MIGRATE_MISSING: &str = "CPU migrations not counted";
+const NEWTASK_MISSING: &str = "child processes started after attach are not followed; new \
+                               threads are picked up at their first context switch";
+const EXIT_MISSING: &str = "exited threads stay in kernel maps until detach";
 
 /// The perf-event `sched_switch` program, used where `sched_switch_raw` cannot be attached
 /// (kernels before 5.18, no `task_struct.pid` in BTF). It can lose switch-ins while syscall
 /// tracepoint programs run (see docs/DEVELOPMENT.md).
 pub const SCHED_SWITCH_FALLBACK: ProbeSpec = ProbeSpec {
-    program: "sched_switch",
-    category: "sched",
-    tracepoint: "sched_switch",
-    feature: "scheduler",
     required: true,
-    if_missing: "no on/off-CPU or run-queue metrics",
-    fallback: None,
-    off_switch: None,
-    needs_task_offsets: false,
+    ..perf(
+        "sched_switch",
+        "sched",
+        "sched_switch",
+        "scheduler",
+        "no on/off-CPU or run-queue metrics",
+    )
 };
+const SCHED_WAKEUP_FALLBACK: ProbeSpec = perf(
+    "sched_wakeup",
+    "sched",
+    "sched_wakeup",
+    "scheduler",
+    WAKEUP_MISSING,
+);
+const SCHED_WAKEUP_NEW_FALLBACK: ProbeSpec = perf(
+    "sched_wakeup_new",
+    "sched",
+    "sched_wakeup_new",
+    "scheduler",
+    WAKEUP_NEW_MISSING,
+);
+const SCHED_MIGRATE_FALLBACK: ProbeSpec = perf(
+    "sched_migrate_task",
+    "sched",
+    "sched_migrate_task",
+    "scheduler",
+    MIGRATE_MISSING,
+);
+const TASK_NEWTASK_FALLBACK: ProbeSpec = perf(
+    "task_newtask",
+    "task",
+    "task_newtask",
+    "process-tracking",
+    NEWTASK_MISSING,
+);
+const SCHED_EXIT_FALLBACK: ProbeSpec = perf(
+    "sched_process_exit",
+    "sched",
+    "sched_process_exit",
+    "process-tracking",
+    EXIT_MISSING,
+);
+
+/// A raw-tracepoint row that reads task pointers (BTF offsets), with its fallback.
+const fn raw(
+    program: &'static str,
+    tracepoint: &'static str,
+    feature: &'static str,
+    if_missing: &'static str,
+    fallback: &'static ProbeSpec,
+) -> ProbeSpec {
+    ProbeSpec {
+        program,
+        category: RAW_TRACEPOINT,
+        tracepoint,
+        feature,
+        // Only the switch program is required, and its fallback carries that.
+        required: false,
+        if_missing,
+        fallback: Some(fallback),
+        off_switch: Some(PERF_EVENT_SCHED_ENV),
+        needs_task_offsets: true,
+    }
+}
+
+/// A perf-event tracepoint row (a fallback).
+const fn perf(
+    program: &'static str,
+    category: &'static str,
+    tracepoint: &'static str,
+    feature: &'static str,
+    if_missing: &'static str,
+) -> ProbeSpec {
+    ProbeSpec {
+        program,
+        category,
+        tracepoint,
+        feature,
+        required: false,
+        if_missing,
+        fallback: None,
+        off_switch: None,
+        needs_task_offsets: false,
+    }
+}
 
 /// The timeline's on-CPU intervals (`--trace` only; `sched_switch` keeps the totals). A raw
 /// tracepoint: see `sched_switch_trace` in profiler-ebpf for why.
