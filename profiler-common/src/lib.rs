@@ -134,7 +134,11 @@ pub mod counter {
     /// before it is lost): the perf-event `sched_switch` skipped it, or the thread was seeded
     /// as sleeping from /proc just before it ran.
     pub const SWITCH_INS_MISSED: u32 = 8;
-    pub const LEN: u32 = 9;
+    /// Socket-layer capture: stream-socket transfers of a watched process made by something
+    /// other than the read/write syscalls it knows (io_uring, splice, recvmmsg/sendmmsg): not
+    /// analysed.
+    pub const SOCK_LAYER_UNKNOWN_CALLER: u32 = 9;
+    pub const LEN: u32 = 10;
 }
 
 /// `aya::Pod` for the map values and ring-buffer records userspace reads or writes.
@@ -238,6 +242,11 @@ mod tests {
             sock_len_sk,
             sock_len_family,
             sock_len_protocol,
+            sock_len_ret,
+            sock_len_flags,
+            state_skaddr,
+            state_oldstate,
+            state_newstate,
             sockets,
         });
         assert_no_padding!(SocketOffsets {

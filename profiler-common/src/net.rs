@@ -79,11 +79,17 @@ pub struct NetConfig {
     pub sock_len_sk: u32,
     pub sock_len_family: u32,
     pub sock_len_protocol: u32,
+    pub sock_len_ret: u32,
+    pub sock_len_flags: u32,
+    /// Field offsets in `sock:inet_sock_set_state` (socket-layer capture).
+    pub state_skaddr: u32,
+    pub state_oldstate: u32,
+    pub state_newstate: u32,
     pub sockets: SocketOffsets,
 }
 
 /// `size_of::<NetConfig>()`.
-pub const NET_CONFIG_SIZE: usize = 92;
+pub const NET_CONFIG_SIZE: usize = 112;
 const _: () = assert!(core::mem::size_of::<NetConfig>() == NET_CONFIG_SIZE);
 
 /// Kernel struct member offsets, from kernel BTF, for the walk from the current task to the

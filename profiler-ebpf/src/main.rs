@@ -10,6 +10,7 @@ mod maps;
 mod net;
 mod process;
 mod sched;
+mod sock_layer;
 
 #[cfg(not(test))]
 #[panic_handler]

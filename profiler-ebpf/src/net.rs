@@ -27,21 +27,21 @@ use crate::{
 };
 
 /// How the syscall passes its buffer.
-const LAYOUT_NONE: u8 = 0;
+pub(crate) const LAYOUT_NONE: u8 = 0;
 /// `(fd, buf, count)`: read, write, recvfrom, sendto.
-const LAYOUT_BUF: u8 = 1;
+pub(crate) const LAYOUT_BUF: u8 = 1;
 /// `(fd, iov, iovcnt)`: readv, writev.
-const LAYOUT_IOV: u8 = 2;
+pub(crate) const LAYOUT_IOV: u8 = 2;
 /// `(fd, msghdr, flags)`: recvmsg, sendmsg.
-const LAYOUT_MSG: u8 = 3;
+pub(crate) const LAYOUT_MSG: u8 = 3;
 
 /// iovec entries inspected per call for the capture (hyper writes a chunked SSE event as 3);
 /// later ones only count as length.
 const MAX_IOV: u64 = 32;
 
-const IPPROTO_TCP: u16 = 6;
-const ECONNRESET: i64 = 104;
-const EPIPE: i64 = 32;
+pub(crate) const IPPROTO_TCP: u16 = 6;
+pub(crate) const ECONNRESET: i64 = 104;
+pub(crate) const EPIPE: i64 = 32;
 const EINPROGRESS: i64 = 115;
 
 /// Syscall tracepoint layout (stable ABI: `struct syscall_trace_enter/exit`): after the 8-byte
@@ -54,16 +54,16 @@ const RET: usize = 16;
 /// A socket syscall between its entry and exit.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct ActiveCall {
-    buf: u64,
-    count: u64,
-    sk: u64,
-    fd: i32,
-    kind: u8,
-    layout: u8,
+pub(crate) struct ActiveCall {
+    pub(crate) buf: u64,
+    pub(crate) count: u64,
+    pub(crate) sk: u64,
+    pub(crate) fd: i32,
+    pub(crate) kind: u8,
+    pub(crate) layout: u8,
     /// Set by the socket tracepoints: the fd is a TCP or Unix stream socket.
-    is_stream_socket: u8,
-    family: u8,
+    pub(crate) is_stream_socket: u8,
+    pub(crate) family: u8,
 }
 
 /// A plain (preallocated) hash: LRU updates cost ~3× more and this map is written twice per
@@ -81,7 +81,8 @@ pub fn forget_call(tid: u32) {
 /// Fds known to be sockets, keyed `tgid << 32 | fd`, so close() knows them; the value is the
 /// socket (`struct sock` address) whose addresses were last sent for that fd, 0 for none yet.
 #[map]
-static SOCKET_FDS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
+pub(crate) static SOCKET_FDS: LruHashMap<u64, u64> =
+    LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
 
 /// Socket events for userspace: a `SockEventHeader` followed by `captured` payload bytes each.
 #[map]
@@ -98,6 +99,11 @@ static NET_CONFIG: NetConfig = NetConfig {
     sock_len_sk: 0,
     sock_len_family: 0,
     sock_len_protocol: 0,
+    sock_len_ret: 0,
+    sock_len_flags: 0,
+    state_skaddr: 0,
+    state_oldstate: 0,
+    state_newstate: 0,
     sockets: SocketOffsets {
         valid: 0,
         v6_valid: 0,
@@ -124,7 +130,7 @@ shared_names!(map_name: SOCK_EVENTS);
 shared_names!(global_name: NET_CONFIG);
 
 #[inline(always)]
-fn config() -> NetConfig {
+pub(crate) fn config() -> NetConfig {
     // SAFETY: plain data in .rodata; the volatile read keeps the compiler from folding in the
     // placeholder values that userspace replaces at load time.
     unsafe { core::ptr::read_volatile(&NET_CONFIG) }
@@ -140,7 +146,7 @@ fn syscall_field(ctx: &TracePointContext, offset: usize) -> u64 {
 }
 
 #[inline(always)]
-fn fd_key(tgid: u32, fd: i32) -> u64 {
+pub(crate) fn fd_key(tgid: u32, fd: i32) -> u64 {
     ((tgid as u64) << 32) | fd as u32 as u64
 }
 
@@ -339,21 +345,34 @@ fn transfer_exit(call: &ActiveCall, tgid: u32, tid: u32, ret: i64) {
     } else {
         return;
     };
-    let mut h = header(call.kind, tgid, tid, call.fd, ret, sk, family as u8);
-    if known != Some(sk) {
-        // A socket new to this fd: its addresses go with this event, read now (a socket
-        // address can be reused by a later connection before userspace reads the event).
-        if family == AF_INET || family == AF_INET6 {
-            h.addrs = conn_addrs_of(&cfg.sockets, sk, family).unwrap_or_default();
-        }
+    let h = header(call.kind, tgid, tid, call.fd, ret, sk, family as u8);
+    let first = known != Some(sk);
+    if first {
         // Remembered so that close() on it is reported, and the addresses sent once.
-        let _ = SOCKET_FDS.insert(key, sk, 0);
+        let _ = SOCKET_FDS.insert(fd_key(h.tgid, h.fd), h.sk, 0);
     }
-    emit(h, Some(call), ret);
+    emit_transfer(h, call, first, &cfg.sockets);
+}
+
+/// Emits transfer `h` of `call`. The first one the kernel sees of a connection on its fd
+/// carries the connection's addresses, read now (a socket address can be reused by a later
+/// connection before userspace reads the event).
+#[inline(always)]
+pub(crate) fn emit_transfer(
+    mut h: SockEventHeader,
+    call: &ActiveCall,
+    first: bool,
+    offsets: &SocketOffsets,
+) {
+    let family = h.family as u16;
+    if first && (family == AF_INET || family == AF_INET6) {
+        h.addrs = conn_addrs_of(offsets, h.sk, family).unwrap_or_default();
+    }
+    emit(h, Some(call), h.ret);
 }
 
 #[inline(always)]
-fn header(
+pub(crate) fn header(
     kind: u8,
     tgid: u32,
     tid: u32,
@@ -389,7 +408,7 @@ fn header(
 /// ring buffer (without waking userspace: it drains on a timer, which keeps the cost per event
 /// low). A full ring buffer is counted, never silent.
 #[inline(always)]
-fn emit(header: SockEventHeader, call: Option<&ActiveCall>, ret: i64) {
+pub(crate) fn emit(header: SockEventHeader, call: Option<&ActiveCall>, ret: i64) {
     let Some(scratch) = EVENT_SCRATCH.get_ptr_mut(0) else {
         return;
     };

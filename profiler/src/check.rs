@@ -289,23 +289,28 @@ fn privileges(caps_ok: bool) -> Result<String> {
     }
 }
 
-/// Loads and attaches the socket probes as a session would; says how sockets are recognised.
+/// Loads and attaches the socket probes as a session would; says which path runs.
 fn socket_probes(p: &mut Probes, tracefs_dir: &Path) -> Result<String> {
     let net = tracefs::net_config(tracefs_dir, 0);
     let start = p.status.len();
-    if net.resolve_fds == 0 {
-        p.attach(crate::http::probes::SOCK_LENGTH_PROBES)?;
-    }
-    p.attach(crate::http::probes::SOCK_PROBES)?;
+    let path = crate::http::probes::attach_socket_probes(p, &net)?;
     let status = &p.status[start..];
-    let attached = status.iter().filter(|s| s.attached).count();
     let core = [
         "sys_enter_read",
         "sys_enter_write",
         "sys_exit_read",
         "sys_exit_write",
+        "sock_recv_length",
+        "sock_send_length",
     ];
-    if let Some(failed) = status
+    let used: Vec<_> = status
+        .iter()
+        .filter(|s| {
+            path != crate::http::probes::SocketPath::Syscalls
+                || !s.program.starts_with("sock_layer")
+        })
+        .collect();
+    if let Some(failed) = used
         .iter()
         .find(|s| !s.attached && core.iter().any(|c| s.attach_point.ends_with(c)))
     {
@@ -315,15 +320,12 @@ fn socket_probes(p: &mut Probes, tracefs_dir: &Path) -> Result<String> {
             failed.error.as_deref().unwrap_or("not attached")
         ));
     }
-    let mode = if net.resolve_fds == 0 {
-        "sockets recognised inside each syscall (sock:sock_*_length)"
-    } else if net.sockets.valid != 0 {
-        "no sock:sock_recv_length: each syscall's fd resolved to its socket in the kernel"
-    } else {
-        "no sock:sock_recv_length and no BTF offsets: sockets known only from accept/connect \
-         since attach"
-    };
-    Ok(format!("{attached}/{} attached; {mode}", status.len()))
+    let attached = used.iter().filter(|s| s.attached).count();
+    Ok(format!(
+        "{attached}/{} attached; {}",
+        used.len(),
+        path.describe(&net)
+    ))
 }
 
 fn uprobe_selftest(p: &mut Probes) -> Result<String> {

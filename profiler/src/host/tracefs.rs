@@ -121,11 +121,13 @@ pub fn net_config(tracefs: &Path, capture_bytes: u32) -> NetConfig {
         .then(|| read_format(tracefs, "sock/sock_recv_length").ok())
         .flatten()
         .and_then(|f| {
-            Some((
+            Some([
                 field_offset(&f, "sk")?,
                 field_offset(&f, "family")?,
                 field_offset(&f, "protocol")?,
-            ))
+                field_offset(&f, "ret")?,
+                field_offset(&f, "flags")?,
+            ])
         });
     let mut cfg = NetConfig {
         capture_bytes: capture_bytes.min(CAPTURE_MAX as u32),
@@ -137,12 +139,20 @@ pub fn net_config(tracefs: &Path, capture_bytes: u32) -> NetConfig {
         ..NetConfig::default()
     };
     match offsets {
-        Some((sk, family, protocol)) => {
+        Some([sk, family, protocol, ret, flags]) => {
             cfg.sock_len_sk = sk;
             cfg.sock_len_family = family;
             cfg.sock_len_protocol = protocol;
+            cfg.sock_len_ret = ret;
+            cfg.sock_len_flags = flags;
         }
         None => cfg.resolve_fds = 1,
+    }
+    if let Ok(f) = read_format(tracefs, "sock/inet_sock_set_state") {
+        let at = |name| field_offset(&f, name).unwrap_or(0);
+        cfg.state_skaddr = at("skaddr");
+        cfg.state_oldstate = at("oldstate");
+        cfg.state_newstate = at("newstate");
     }
     cfg
 }

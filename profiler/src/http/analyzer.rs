@@ -159,11 +159,12 @@ impl SocketAnalyzer {
         let h = &ev.header;
         if self.debug {
             eprintln!(
-                "sock: ts={} tgid={} tid={} fd={} kind={} ret={} fam={} {:?}",
+                "sock: ts={} tgid={} tid={} fd={} sk={:x} kind={} ret={} fam={} {:?}",
                 h.ts_ns,
                 h.tgid,
                 h.tid,
                 h.fd,
+                h.sk,
                 h.kind,
                 h.ret,
                 h.family,
@@ -174,8 +175,12 @@ impl SocketAnalyzer {
         match h.kind {
             sock_event::ACCEPT | sock_event::CONNECT => {
                 // A new connection on this fd: whatever we held for it belongs to an old one
-                // whose close we did not see.
-                if let Some(sk) = self.fd_socks.remove(&fd_key) {
+                // whose close we did not see. Not so on the socket layer (the event names the
+                // new socket): closes come by socket there, and the old socket's address may
+                // already carry another live connection on another fd.
+                if let Some(sk) = self.fd_socks.remove(&fd_key)
+                    && h.sk == 0
+                {
                     self.close(ConnId::Sock(h.tgid, sk), h.ts_ns, CloseKind::Closed);
                 }
                 self.close(ConnId::Fd(h.tgid, h.fd), h.ts_ns, CloseKind::Closed);
@@ -189,6 +194,8 @@ impl SocketAnalyzer {
             sock_event::CLOSE => {
                 self.opens.remove(&fd_key);
                 let id = match self.fd_socks.remove(&fd_key) {
+                    // The socket layer reports closes by socket (a TCP state change), not fd.
+                    _ if h.sk != 0 => ConnId::Sock(h.tgid, h.sk),
                     Some(sk) => ConnId::Sock(h.tgid, sk),
                     None => ConnId::Fd(h.tgid, h.fd),
                 };
@@ -313,6 +320,12 @@ impl SocketAnalyzer {
         if let Some(mut e) = self.conns.remove(&key) {
             if e.conn.is_http() {
                 e.conn.on_close(ts_ns, how, &mut self.records);
+            }
+            if self.debug && !self.records.is_empty() {
+                eprintln!(
+                    "close: {key:?} at {ts_ns} ({how:?}) finished {} exchange(s)",
+                    self.records.len()
+                );
             }
             self.fold_drops(&e.conn);
             let requests = e.requests + self.records.len() as u64;

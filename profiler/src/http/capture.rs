@@ -11,7 +11,8 @@ use crate::{
         analyzer::SocketAnalyzer,
         observer::RequestObserver,
         probes::{
-            SOCK_LENGTH_PROBES, SOCK_PROBES, SocketMaps, active_calls_evicted, sock_events_lost,
+            SocketMaps, SocketPath, active_calls_evicted, attach_socket_probes, sock_events_lost,
+            sock_layer_unknown_callers,
         },
         section::HttpSection,
         stats::{IntervalRequests, RequestStats, SlaTargets},
@@ -30,25 +31,21 @@ pub struct Config {
 pub struct HttpCapture {
     maps: SocketMaps,
     analyzer: SocketAnalyzer,
-    resolve_fds: bool,
+    path: SocketPath,
     capture_bytes: u32,
 }
 
 impl HttpCapture {
     /// Attaches the socket probes and sets up the analysis.
     pub fn start(probes: &mut Probes, net: &NetConfig, config: &Config) -> Result<Self> {
-        let resolve_fds = net.resolve_fds != 0;
         let maps = SocketMaps::take(probes)?;
-        if !resolve_fds {
-            probes.attach(SOCK_LENGTH_PROBES)?;
-        }
-        probes.attach(SOCK_PROBES)?;
+        let path = attach_socket_probes(probes, net)?;
         let mut analyzer = SocketAnalyzer::new(RequestStats::new(config.sla));
         analyzer.wait_for_window();
         Ok(Self {
             maps,
             analyzer,
-            resolve_fds,
+            path,
             capture_bytes: net.capture_bytes,
         })
     }
@@ -76,14 +73,11 @@ impl HttpCapture {
         self.analyzer.finish();
         HttpSection {
             requests: self.analyzer.stats.report(duration_s),
-            socket_classification: if self.resolve_fds {
-                "fd-lookup"
-            } else {
-                "socket-tracepoints"
-            },
+            socket_classification: self.path.name(),
             capture_bytes: self.capture_bytes,
             events_lost: sock_events_lost(probes),
             calls_evicted: active_calls_evicted(probes),
+            unknown_callers: sock_layer_unknown_callers(probes),
             analysis: self.analyzer.counters(),
             endpoints: self.analyzer.endpoints(),
             connections: self.analyzer.connections(),

@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
-use profiler_common::{counter, map_name};
+use profiler_common::{NetConfig, counter, map_name};
 
 use crate::bpf::{Probes, table::ProbeSpec};
 
@@ -34,9 +34,125 @@ pub fn sock_events_lost(probes: &Probes) -> u64 {
     probes.counter(counter::SOCK_EVENTS_LOST)
 }
 
+/// Socket-layer transfers of watched processes from callers the capture does not know.
+pub fn sock_layer_unknown_callers(probes: &Probes) -> u64 {
+    probes.counter(counter::SOCK_LAYER_UNKNOWN_CALLER)
+}
+
 /// Syscalls whose entry state was evicted before their exit.
 pub fn active_calls_evicted(probes: &Probes) -> u64 {
     probes.counter(counter::ACTIVE_CALLS_EVICTED)
+}
+
+/// Set (not "0") to capture sockets on the syscall path even where the socket layer works
+/// (tests run the HTTP suite both ways; comparisons).
+pub const SYSCALL_PATH_ENV: &str = "PROFILER_SOCKETS_SYSCALL_PATH";
+
+/// Where the socket capture hooks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketPath {
+    /// `sock:sock_{recv,send}_length` and `inet_sock_set_state` only (6.2+): no syscall
+    /// tracepoint, so other processes' file, pipe and eventfd I/O pays nothing.
+    SocketLayer,
+    /// Syscall tracepoints, sockets recognised inside each syscall by the socket tracepoints.
+    Syscalls,
+    /// Syscall tracepoints, each fd resolved to its socket in the kernel (before 6.2).
+    FdLookup,
+}
+
+impl SocketPath {
+    /// What the report calls it (`http.socket_classification`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SocketPath::SocketLayer => "socket-layer",
+            SocketPath::Syscalls => "socket-tracepoints",
+            SocketPath::FdLookup => "fd-lookup",
+        }
+    }
+
+    /// How `profiler check` describes it.
+    pub fn describe(self, net: &NetConfig) -> &'static str {
+        match self {
+            SocketPath::SocketLayer => {
+                "socket layer: sock:sock_{recv,send}_length and inet_sock_set_state, no syscall \
+                 tracepoints"
+            }
+            SocketPath::Syscalls => {
+                "syscall tracepoints, sockets recognised inside each syscall (sock:sock_*_length)"
+            }
+            SocketPath::FdLookup if net.sockets.valid != 0 => {
+                "syscall tracepoints (no sock:sock_recv_length): each syscall's fd resolved to \
+                 its socket in the kernel"
+            }
+            SocketPath::FdLookup => {
+                "syscall tracepoints (no sock:sock_recv_length) and no BTF offsets: sockets known \
+                 only from accept/connect since attach"
+            }
+        }
+    }
+}
+
+/// Attaches the socket capture's probes on the best path this kernel offers: the socket layer
+/// where its tracepoints exist (falling back to the syscall path when its programs are
+/// rejected), the syscall path otherwise.
+pub fn attach_socket_probes(probes: &mut Probes, net: &NetConfig) -> Result<SocketPath> {
+    if net.resolve_fds != 0 {
+        probes.attach(SOCK_PROBES)?;
+        return Ok(SocketPath::FdLookup);
+    }
+    let forced = std::env::var_os(SYSCALL_PATH_ENV).is_some_and(|v| v != "0");
+    if !forced {
+        let start = probes.status.len();
+        probes.attach(SOCK_LAYER_PROBES)?;
+        let layer_ok = probes.status[start..]
+            .iter()
+            .filter(|s| s.program != "sock_layer_state")
+            .all(|s| s.attached);
+        if layer_ok {
+            return Ok(SocketPath::SocketLayer);
+        }
+    }
+    probes.attach(SOCK_LENGTH_PROBES)?;
+    probes.attach(SOCK_PROBES)?;
+    Ok(SocketPath::Syscalls)
+}
+
+/// Socket-layer capture (6.2+): transfers from the socket tracepoints, with the syscall's
+/// arguments from the task's user registers; opens and closes from TCP state changes.
+pub const SOCK_LAYER_PROBES: &[ProbeSpec] = &[
+    sock_layer(
+        "sock_layer_recv",
+        "sock_recv_length",
+        "socket layer unavailable: the syscall path is used",
+    ),
+    sock_layer(
+        "sock_layer_send",
+        "sock_send_length",
+        "socket layer unavailable: the syscall path is used",
+    ),
+    sock_layer(
+        "sock_layer_state",
+        "inet_sock_set_state",
+        "TCP closes and connection open times not seen (connections end at eviction)",
+    ),
+];
+
+const fn sock_layer(
+    program: &'static str,
+    tracepoint: &'static str,
+    if_missing: &'static str,
+) -> ProbeSpec {
+    ProbeSpec {
+        program,
+        category: "sock",
+        tracepoint,
+        feature: "http",
+        required: false,
+        if_missing,
+        fallback: None,
+        off_switch: None,
+        needs_task_offsets: false,
+    }
 }
 
 const SOCK_IO_MISSING: &str = "no HTTP request metrics";

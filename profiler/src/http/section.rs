@@ -28,6 +28,9 @@ pub struct HttpSection {
     pub events_lost: u64,
     /// Syscalls whose entry state was evicted before their exit.
     pub calls_evicted: u64,
+    /// Socket-layer capture: stream-socket transfers made by something other than the
+    /// read/write syscalls it knows (io_uring, splice, recvmmsg/sendmmsg): not analysed.
+    pub unknown_callers: u64,
     pub analysis: SocketCounters,
     /// Requests per local address served and per peer called.
     pub endpoints: Vec<EndpointRequests>,
@@ -234,6 +237,13 @@ pub fn write_http(out: &mut String, h: &HttpSection) {
             h.analysis.head_overflow,
             h.analysis.pending_overflow,
             h.analysis.malformed_events
+        );
+    }
+    if h.unknown_callers > 0 {
+        let _ = writeln!(
+            out,
+            "  {} socket transfers came from io_uring, splice or recvmmsg/sendmmsg: not analysed",
+            h.unknown_callers
         );
     }
     if h.analysis.not_http_connections > 0 {

@@ -1,0 +1,251 @@
+//! Socket capture at the socket layer (kernels with `sock:sock_{recv,send}_length`, 6.2+): no
+//! syscall tracepoint at all. Those two tracepoints fire only for socket I/O, inside the syscall,
+//! after the data moved, with the socket, its family and protocol and the byte count; the
+//! syscall's own arguments (number, fd, buffer) are read from the task's saved user registers.
+//! Connection open and close come from `sock:inet_sock_set_state`.
+//!
+//! What this path cannot see is counted (`counter::SOCK_LAYER_UNKNOWN_CALLER`): socket I/O not
+//! made by one of the read/write syscalls it knows (io_uring, splice, `recvmmsg`/`sendmmsg`),
+//! whose bytes have no user buffer or fd to attach to.
+
+use aya_ebpf::{
+    bindings::pt_regs,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    },
+    macros::{map, tracepoint},
+    maps::LruHashMap,
+    programs::TracePointContext,
+};
+use profiler_common::{MAX_SOCKET_FDS, counter, sock_event};
+
+use crate::{
+    fd_socket::{AF_INET, AF_INET6, AF_UNIX},
+    maps::{bump, is_watched},
+    net::{
+        ActiveCall, ECONNRESET, EPIPE, IPPROTO_TCP, LAYOUT_BUF, LAYOUT_IOV, LAYOUT_MSG,
+        LAYOUT_NONE, config, emit, emit_transfer, fd_key, header,
+    },
+};
+
+/// The connection each fd of a watched process last carried, keyed `tgid << 32 | fd`:
+/// `[socket address, its ESTABLISHED_AT time]`. Both, because a closed connection's socket
+/// address is reused by the next one within microseconds (often on the same fd number), and
+/// closes come by socket here, never by fd.
+#[map]
+static FD_CONNS: LruHashMap<u64, [u64; 2]> = LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
+
+/// When each TCP connection on the node was established (CLOCK_MONOTONIC ns), by socket
+/// address: read at the first transfer a watched process makes on it, which is then reported
+/// as its open (accept or connect) time. LRU-bounded; a reused socket address is overwritten
+/// at its next establishment, before any transfer on it.
+#[map]
+static ESTABLISHED_AT: LruHashMap<u64, u64> = LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
+
+const MSG_PEEK: i32 = 2;
+
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_FIN_WAIT1: i32 = 4;
+const TCP_CLOSE: i32 = 7;
+const TCP_CLOSE_WAIT: i32 = 8;
+const TCP_LAST_ACK: i32 = 9;
+
+/// Syscall numbers whose arguments say where the bytes are.
+#[cfg(not(bpf_target_arch = "aarch64"))]
+mod nr {
+    pub const READ: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const READV: u64 = 19;
+    pub const WRITEV: u64 = 20;
+    pub const SENDFILE: u64 = 40;
+    pub const SENDTO: u64 = 44;
+    pub const RECVFROM: u64 = 45;
+    pub const SENDMSG: u64 = 46;
+    pub const RECVMSG: u64 = 47;
+}
+#[cfg(bpf_target_arch = "aarch64")]
+mod nr {
+    pub const READ: u64 = 63;
+    pub const WRITE: u64 = 64;
+    pub const READV: u64 = 65;
+    pub const WRITEV: u64 = 66;
+    pub const SENDFILE: u64 = 71;
+    pub const SENDTO: u64 = 206;
+    pub const RECVFROM: u64 = 207;
+    pub const SENDMSG: u64 = 211;
+    pub const RECVMSG: u64 = 212;
+}
+
+/// `sock:sock_recv_length`.
+#[tracepoint]
+pub fn sock_layer_recv(ctx: TracePointContext) -> u32 {
+    let _ = transfer(&ctx, sock_event::READ);
+    0
+}
+
+/// `sock:sock_send_length`.
+#[tracepoint]
+pub fn sock_layer_send(ctx: TracePointContext) -> u32 {
+    let _ = transfer(&ctx, sock_event::WRITE);
+    0
+}
+
+/// The syscall in progress, from the current task's saved user registers: (number, fd,
+/// buffer argument, count argument).
+#[inline(always)]
+fn syscall_args() -> Option<(u64, u64, u64, u64)> {
+    // SAFETY: both helpers take and return kernel-checked BTF pointers; the registers are only
+    // read through bpf_probe_read_kernel.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const pt_regs;
+    if regs.is_null() {
+        return None;
+    }
+    // SAFETY: as above; addr_of! computes field addresses without reading.
+    unsafe {
+        Some((
+            read_reg(core::ptr::addr_of!((*regs).orig_rax))?,
+            read_reg(core::ptr::addr_of!((*regs).rdi))?,
+            read_reg(core::ptr::addr_of!((*regs).rsi))?,
+            read_reg(core::ptr::addr_of!((*regs).rdx))?,
+        ))
+    }
+}
+
+#[inline(always)]
+unsafe fn read_reg(at: *const u64) -> Option<u64> {
+    // SAFETY: the caller passes a field of the task's pt_regs; the helper checks the access.
+    unsafe { bpf_probe_read_kernel(at) }.ok()
+}
+
+#[inline(always)]
+fn transfer(ctx: &TracePointContext, kind: u8) -> Option<()> {
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
+    if !is_watched(tgid) {
+        return None;
+    }
+    let cfg = config();
+    // SAFETY: offsets from this kernel's format file (NetConfig).
+    let (family, protocol, ret, flags, sk) = unsafe {
+        (
+            ctx.read_at::<u16>(cfg.sock_len_family as usize).ok()?,
+            ctx.read_at::<u16>(cfg.sock_len_protocol as usize).ok()?,
+            ctx.read_at::<i32>(cfg.sock_len_ret as usize).ok()? as i64,
+            ctx.read_at::<i32>(cfg.sock_len_flags as usize).ok()?,
+            ctx.read_at::<u64>(cfg.sock_len_sk as usize).ok()?,
+        )
+    };
+    let stream = match family {
+        AF_INET | AF_INET6 => protocol == IPPROTO_TCP,
+        AF_UNIX => true,
+        _ => false,
+    };
+    // A peek leaves the bytes for the read that follows.
+    if !stream || flags & MSG_PEEK != 0 {
+        return None;
+    }
+    let interesting =
+        ret > 0 || (ret == 0 && kind == sock_event::READ) || ret == -ECONNRESET || ret == -EPIPE;
+    if !interesting {
+        return None;
+    }
+    let (nr, fd, buf, count) = syscall_args()?;
+    let layout = match nr {
+        nr::READ | nr::RECVFROM | nr::WRITE | nr::SENDTO => LAYOUT_BUF,
+        nr::READV | nr::WRITEV => LAYOUT_IOV,
+        nr::RECVMSG | nr::SENDMSG => LAYOUT_MSG,
+        nr::SENDFILE => LAYOUT_NONE,
+        _ => {
+            bump(counter::SOCK_LAYER_UNKNOWN_CALLER);
+            return None;
+        }
+    };
+    let fd = fd as i32;
+    let call = ActiveCall {
+        buf,
+        count,
+        sk,
+        fd,
+        kind,
+        layout,
+        is_stream_socket: 1,
+        family: family as u8,
+    };
+    let tid = id as u32;
+    // SAFETY: plain-data copies of the values.
+    let established = unsafe { ESTABLISHED_AT.get(sk) }.copied().unwrap_or(0);
+    let key = fd_key(tgid, fd);
+    // SAFETY: as above.
+    let first = unsafe { FD_CONNS.get(key) }.copied() != Some([sk, established]);
+    if first {
+        let _ = FD_CONNS.insert(key, [sk, established], 0);
+        if established != 0 {
+            opened(tgid, tid, fd, sk, established);
+        }
+    }
+    let h = header(kind, tgid, tid, fd, ret, sk, family as u8);
+    emit_transfer(h, &call, first, &cfg.sockets);
+    Some(())
+}
+
+/// The first transfer of a connection on an fd: when it was established, as an accept event
+/// (userspace's connection open time). Connections older than the session have no time.
+#[inline(always)]
+fn opened(tgid: u32, tid: u32, fd: i32, sk: u64, established: u64) {
+    // Naming the socket tells userspace that closes come by socket on this path.
+    let mut h = header(sock_event::ACCEPT, tgid, tid, fd, fd as i64, sk, 0);
+    h.ts_ns = established;
+    emit(h, None, 0);
+}
+
+/// `sock:inet_sock_set_state`: establishment times of every TCP connection, and closes made by
+/// watched processes (process context: `close()`, or the process exiting).
+#[tracepoint]
+pub fn sock_layer_state(ctx: TracePointContext) -> u32 {
+    let _ = state_change(&ctx);
+    0
+}
+
+#[inline(always)]
+fn state_change(ctx: &TracePointContext) -> Option<()> {
+    let cfg = config();
+    // SAFETY: offsets from this kernel's format file (NetConfig).
+    let (sk, old, new) = unsafe {
+        (
+            ctx.read_at::<u64>(cfg.state_skaddr as usize).ok()?,
+            ctx.read_at::<i32>(cfg.state_oldstate as usize).ok()?,
+            ctx.read_at::<i32>(cfg.state_newstate as usize).ok()?,
+        )
+    };
+    if new == TCP_ESTABLISHED {
+        // SAFETY: no preconditions.
+        let now = unsafe { bpf_ktime_get_ns() };
+        let _ = ESTABLISHED_AT.insert(sk, now, 0);
+        return Some(());
+    }
+    // The connection ends: the process closes it first (ESTABLISHED → FIN_WAIT1), after the
+    // peer did (CLOSE_WAIT → LAST_ACK), or aborts it (→ CLOSE, a reset either way). Later
+    // transitions of an ending connection are not news. BPF tracepoint programs cannot tell
+    // interrupt context from the record (its common fields hold a pointer for them): a reset
+    // arriving while a watched process runs ends that connection a little early, at worst.
+    let ending = match (old, new) {
+        (TCP_ESTABLISHED, TCP_FIN_WAIT1) | (TCP_CLOSE_WAIT, TCP_LAST_ACK) => true,
+        (TCP_ESTABLISHED | TCP_CLOSE_WAIT, TCP_CLOSE) => true,
+        _ => false,
+    };
+    if !ending {
+        return None;
+    }
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
+    if !is_watched(tgid) {
+        return None;
+    }
+    emit(
+        header(sock_event::CLOSE, tgid, id as u32, -1, 0, sk, 0),
+        None,
+        0,
+    );
+    Some(())
+}
