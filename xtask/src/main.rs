@@ -22,9 +22,13 @@ commands:
   demo    build, start the built-in demo workload, attach the profiler for 10 s, print the report
   test    fmt check, clippy -D warnings, the layer check, unit tests, privileged end-to-end
           tests (as root)
-  vm      the kernel matrix: boot Debian's 5.10, 6.1 and 6.12 cloud kernels under QEMU (software
-          emulation) with the profiler in a busybox initramfs, run `profiler check` in each, print
-          the table (kernel packages cached in target/vm; the machine's apt setup is untouched)
+  vm [KERNEL...] [--write-readme]
+          the kernel matrix: boot Debian's 5.10, 6.1 and 6.12 cloud kernels under QEMU (software
+          emulation) with the profiler in a busybox initramfs, run `profiler check` in each, then
+          HTTP servers, a CPU burner and the CUDA stand-in under `profiler attach`, assert the
+          counts against ground truth and print the tables (KERNEL: only these, e.g. `6.12`;
+          --write-readme: the matrix into README.md; kernel packages cached in target/vm; the
+          machine's apt setup is untouched)
   layers  check the imports of profiler/src: no cycles, nothing pointing up the layer order,
           no capability importing another (docs/DEVELOPMENT.md, Layout)
   fuzz [SECONDS]  fuzz the HTTP/SSE analyzer (cargo-fuzz, nightly; default 60 s)
@@ -38,9 +42,10 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(),
         Some("demo") => demo::run(),
         Some("test") => test::run(),
-        Some("vm") => setup::run().and_then(|()| {
+        Some("vm") => vm::Options::parse(&args[1..]).and_then(|options| {
+            setup::run()?;
             shell::run(shell::cargo().args(["build", "--bins"]))?;
-            vm::run(&shell::root().join("target/debug/profiler"))
+            vm::run(&options)
         }),
         Some("layers") => layers::run(args.get(1).map(String::as_str) == Some("--edges")),
         Some("bench") => bench::run(args.get(1).map(String::as_str)),

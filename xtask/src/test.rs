@@ -65,8 +65,8 @@ pub fn run() -> Result<()> {
         tally.failed += 1;
     }
 
-    println!("\n== kernel matrix (QEMU: profiler check on Debian's 5.10, 6.1, 6.12)");
-    let vm_ok = crate::vm::run(&root().join("target/debug/profiler"))
+    println!("\n== kernel matrix (QEMU: profiler check and workloads on Debian's 5.10, 6.1, 6.12)");
+    let vm_ok = crate::vm::run(&crate::vm::Options::default())
         .inspect_err(|e| println!("vm: {e:#}"))
         .is_ok();
     if vm_ok {
