@@ -92,6 +92,28 @@ pub fn run() -> Result<()> {
             .env("PROFILER_SKIP_LOG", &skip_log),
         &mut tally,
     )?;
+    // The HTTP and SSE suites once more on the syscall path (the default above is the socket
+    // layer on kernels that have it): both paths stay exact.
+    println!("\n== HTTP and SSE end-to-end tests again, syscall path forced");
+    let syscall_path_ok = cargo_test(
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "profiler-tests",
+                "--test",
+                "http",
+                "--test",
+                "sse",
+                "--",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env("PROFILER_BIN", root().join("target/debug/profiler"))
+            .env("PROFILER_SKIP_LOG", &skip_log)
+            .env("PROFILER_SOCKETS_SYSCALL_PATH", "1"),
+        &mut tally,
+    )?;
     let skipped = std::fs::read_to_string(&skip_log)
         .map(|s| s.lines().count() as u64)
         .unwrap_or(0);
@@ -106,7 +128,7 @@ pub fn run() -> Result<()> {
         tally.failed,
         skipped + tally.ignored
     );
-    if !unit_ok || !gpu_logic_ok || !e2e_ok || tally.failed > 0 {
+    if !unit_ok || !gpu_logic_ok || !e2e_ok || !syscall_path_ok || tally.failed > 0 {
         bail!("tests failed");
     }
     Ok(())
