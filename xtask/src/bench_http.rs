@@ -1,6 +1,8 @@
-//! HTTP benchmark: nginx on loopback saturated by wrk, without and with the profiler attached
-//! (alternating, median of several runs). Reports the throughput ratio and the profiler's own
-//! CPU time per request it analysed.
+//! HTTP benchmark: nginx on loopback saturated by wrk, in interleaved rounds of six setups —
+//! nothing attached; bpftrace counting on the syscall hook set (the old floor); bpftrace
+//! counting on the socket-layer hook set (the new floor); the profiler (default path); the
+//! profiler forced onto the syscall path; the profiler with `--no-http` — each as a ratio of
+//! the median throughput to "nothing", with the profiler's own CPU time per request.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -16,7 +18,7 @@ use serde_json::Value;
 
 use crate::shell::root;
 
-const REPEATS: usize = 3;
+const REPEATS: usize = 5;
 const SECONDS: &str = "5";
 const CONNECTIONS: &str = "16";
 
@@ -25,44 +27,196 @@ pub struct HttpBench {
     pub summary: String,
 }
 
+/// The syscall tracepoints the profiler's syscall path uses, and the two busiest scheduler
+/// ones: what a tool hooking syscalls pays at the least.
+const SYSCALL_FLOOR: &str = "tracepoint:syscalls:sys_enter_read,tracepoint:syscalls:sys_exit_read,\
+tracepoint:syscalls:sys_enter_recvfrom,tracepoint:syscalls:sys_exit_recvfrom,\
+tracepoint:syscalls:sys_enter_readv,tracepoint:syscalls:sys_exit_readv,\
+tracepoint:syscalls:sys_enter_recvmsg,tracepoint:syscalls:sys_exit_recvmsg,\
+tracepoint:syscalls:sys_enter_write,tracepoint:syscalls:sys_exit_write,\
+tracepoint:syscalls:sys_enter_sendto,tracepoint:syscalls:sys_exit_sendto,\
+tracepoint:syscalls:sys_enter_writev,tracepoint:syscalls:sys_exit_writev,\
+tracepoint:syscalls:sys_enter_sendmsg,tracepoint:syscalls:sys_exit_sendmsg,\
+tracepoint:syscalls:sys_enter_sendfile64,tracepoint:syscalls:sys_exit_sendfile64,\
+tracepoint:syscalls:sys_enter_accept4,tracepoint:syscalls:sys_exit_accept4,\
+tracepoint:syscalls:sys_enter_close,tracepoint:sock:sock_recv_length,tracepoint:sock:sock_send_length,\
+tracepoint:sched:sched_switch,tracepoint:sched:sched_wakeup { @n = count(); }";
+
+/// The socket-layer hook set and the same two scheduler tracepoints.
+const SOCKET_FLOOR: &str = "tracepoint:sock:sock_recv_length,tracepoint:sock:sock_send_length,\
+tracepoint:sock:inet_sock_set_state,tracepoint:sched:sched_switch,tracepoint:sched:sched_wakeup \
+{ @n = count(); }";
+
+/// One setup of a round.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    Nothing,
+    BpftraceSyscalls,
+    BpftraceSocketLayer,
+    Profiler,
+    ProfilerSyscallPath,
+    ProfilerNoHttp,
+}
+
+const SETUPS: [Setup; 6] = [
+    Setup::Nothing,
+    Setup::BpftraceSyscalls,
+    Setup::BpftraceSocketLayer,
+    Setup::Profiler,
+    Setup::ProfilerSyscallPath,
+    Setup::ProfilerNoHttp,
+];
+
+impl Setup {
+    fn name(self) -> &'static str {
+        match self {
+            Setup::Nothing => "nothing attached",
+            Setup::BpftraceSyscalls => "bpftrace count, syscall hook set",
+            Setup::BpftraceSocketLayer => "bpftrace count, socket-layer hook set",
+            Setup::Profiler => "profiler (default)",
+            Setup::ProfilerSyscallPath => "profiler, syscall path forced",
+            Setup::ProfilerNoHttp => "profiler --no-http",
+        }
+    }
+}
+
+/// What one run of a setup gave.
+#[derive(Default)]
+struct Sample {
+    requests_per_s: f64,
+    /// Profiler setups: its CPU time per request it counted (ns), requests counted vs wrk's,
+    /// scheduler runs the kernel skipped.
+    agent_ns_per_request: Option<f64>,
+    counted: Option<(u64, u64)>,
+    missed_runs: Option<u64>,
+}
+
 pub fn run(profiler: &Path) -> Result<HttpBench> {
     let dir = root().join("target/bench/nginx");
     let nginx = Nginx::start(&dir)?;
     let url = format!("http://127.0.0.1:{}/small.txt", nginx.port);
     // Warm up (page cache, nginx worker, wrk) before measuring.
     wrk(&url, "1")?;
-    let mut without = Vec::new();
-    let mut with = Vec::new();
-    let mut agent_ns_per_request = Vec::new();
-    let mut counted = Vec::new();
-    for _ in 0..REPEATS {
-        without.push(wrk(&url, SECONDS)?.requests_per_s);
-        let run = profiled(profiler, nginx.pid(), &url)?;
-        with.push(run.wrk.requests_per_s);
-        agent_ns_per_request.push(run.agent_cpu_s * 1e9 / run.requests_seen.max(1) as f64);
-        counted.push((run.requests_seen, run.wrk.requests));
+    let mut samples: Vec<Vec<Sample>> = SETUPS.iter().map(|_| Vec::new()).collect();
+    for round in 0..REPEATS {
+        for (i, setup) in SETUPS.iter().enumerate() {
+            let sample = measure(*setup, profiler, nginx.pid(), &url)?;
+            println!(
+                "http bench round {}/{REPEATS}: {:<38} {:>9.0} req/s",
+                round + 1,
+                setup.name(),
+                sample.requests_per_s
+            );
+            samples[i].push(sample);
+        }
     }
-    let base = median(&mut without);
-    let probed = median(&mut with);
-    let agent = median(&mut agent_ns_per_request);
+    let base = median(
+        &mut samples[0]
+            .iter()
+            .map(|s| s.requests_per_s)
+            .collect::<Vec<_>>(),
+    );
+    let mut rows = Vec::new();
+    let mut summary = String::from("http (nginx 1 worker, wrk -t2 -c16, medians):");
+    for (setup, runs) in SETUPS.iter().zip(&samples) {
+        let rps = median(&mut runs.iter().map(|s| s.requests_per_s).collect::<Vec<_>>());
+        let agent: Vec<f64> = runs.iter().filter_map(|s| s.agent_ns_per_request).collect();
+        let agent = (!agent.is_empty()).then(|| median(&mut agent.clone()));
+        rows.push(serde_json::json!({
+            "setup": setup.name(),
+            "requests_per_s": rps,
+            "ratio_to_nothing": rps / base,
+            "agent_cpu_ns_per_request": agent,
+            "requests_counted_vs_wrk": runs.iter().filter_map(|s| s.counted).collect::<Vec<_>>(),
+            "missed_scheduler_runs": runs.iter().filter_map(|s| s.missed_runs).collect::<Vec<_>>(),
+        }));
+        summary.push_str(&format!(
+            "\n  {:<38} {rps:>9.0} req/s  ratio {:.3}{}",
+            setup.name(),
+            rps / base,
+            agent.map_or(String::new(), |a| format!(
+                "  agent {:.2} µs/request",
+                a / 1e3
+            ))
+        ));
+    }
     let json = serde_json::json!({
         "benchmark": "http-nginx-wrk",
         "server": "nginx 1 worker, 100-byte static file, keep-alive",
         "load": format!("wrk -t2 -c{CONNECTIONS} -d{SECONDS}s"),
-        "repeats": REPEATS,
-        "requests_per_s_without": base,
-        "requests_per_s_with": probed,
-        "throughput_ratio": probed / base,
-        "agent_cpu_ns_per_request": agent,
-        "requests_seen_vs_wrk_completed": counted,
+        "rounds": REPEATS,
+        "setups": rows,
     });
-    let summary = format!(
-        "http: {base:.0} req/s alone, {probed:.0} req/s profiled (ratio {:.3}); \
-         agent CPU {:.2} µs per request",
-        probed / base,
-        agent / 1e3
-    );
     Ok(HttpBench { json, summary })
+}
+
+/// One wrk run under `setup`.
+fn measure(setup: Setup, profiler: &Path, pid: u32, url: &str) -> Result<Sample> {
+    match setup {
+        Setup::Nothing => Ok(Sample {
+            requests_per_s: wrk(url, SECONDS)?.requests_per_s,
+            ..Sample::default()
+        }),
+        Setup::BpftraceSyscalls | Setup::BpftraceSocketLayer => {
+            let script = if setup == Setup::BpftraceSyscalls {
+                SYSCALL_FLOOR
+            } else {
+                SOCKET_FLOOR
+            };
+            let tracer = Bpftrace::start(script)?;
+            let wrk = wrk(url, SECONDS)?;
+            drop(tracer);
+            Ok(Sample {
+                requests_per_s: wrk.requests_per_s,
+                ..Sample::default()
+            })
+        }
+        Setup::Profiler | Setup::ProfilerSyscallPath | Setup::ProfilerNoHttp => {
+            let run = profiled(profiler, pid, url, setup)?;
+            let http = setup != Setup::ProfilerNoHttp;
+            Ok(Sample {
+                requests_per_s: run.wrk.requests_per_s,
+                agent_ns_per_request: http
+                    .then(|| run.agent_cpu_s * 1e9 / run.requests_seen.max(1) as f64),
+                counted: http.then_some((run.requests_seen, run.wrk.requests)),
+                missed_runs: Some(run.missed_runs),
+            })
+        }
+    }
+}
+
+/// `bpftrace -e SCRIPT`, attached once it says so; stopped on drop.
+struct Bpftrace(Child);
+
+impl Bpftrace {
+    fn start(script: &str) -> Result<Self> {
+        let mut child = Command::new("bpftrace")
+            .args(["-e", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("running bpftrace (apt-get install bpftrace)")?;
+        let mut out = BufReader::new(child.stdout.take().context("bpftrace stdout")?);
+        let mut line = String::new();
+        while !line.starts_with("Attaching") {
+            line.clear();
+            if out.read_line(&mut line)? == 0 {
+                bail!("bpftrace exited before attaching");
+            }
+        }
+        std::thread::spawn(move || for _ in out.lines() {});
+        // "Attaching N probes..." comes before the last probe is in.
+        sleep(Duration::from_millis(500));
+        Ok(Self(child))
+    }
+}
+
+impl Drop for Bpftrace {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
 }
 
 struct WrkResult {
@@ -97,14 +251,22 @@ struct ProfiledRun {
     wrk: WrkResult,
     requests_seen: u64,
     agent_cpu_s: f64,
+    missed_runs: u64,
 }
 
-fn profiled(profiler: &Path, pid: u32, url: &str) -> Result<ProfiledRun> {
-    let mut child = Command::new(profiler)
-        .args(["attach", "--pid", &pid.to_string(), "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+fn profiled(profiler: &Path, pid: u32, url: &str, setup: Setup) -> Result<ProfiledRun> {
+    let mut cmd = Command::new(profiler);
+    cmd.args(["attach", "--pid", &pid.to_string(), "--format", "json"]);
+    match setup {
+        Setup::ProfilerSyscallPath => {
+            cmd.env("PROFILER_SOCKETS_SYSCALL_PATH", "1");
+        }
+        Setup::ProfilerNoHttp => {
+            cmd.arg("--no-http");
+        }
+        _ => {}
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let mut stderr = BufReader::new(child.stderr.take().context("stderr")?);
     let mut line = String::new();
     while !line.starts_with("profiler: attached") {
@@ -124,6 +286,7 @@ fn profiled(profiler: &Path, pid: u32, url: &str) -> Result<ProfiledRun> {
         wrk,
         requests_seen: report["http"]["server"]["requests"].as_u64().unwrap_or(0),
         agent_cpu_s: report["health"]["agent"]["cpu_s"].as_f64().unwrap_or(0.0),
+        missed_runs: missed_runs(&report),
     })
 }
 
@@ -187,6 +350,17 @@ fn config(dir: &Path, www: &Path, port: u16) -> String {
         t = d(&tmp),
         www = d(www),
     )
+}
+
+/// Scheduler program runs the kernel skipped (the report's `health.missed_runs`).
+fn missed_runs(report: &Value) -> u64 {
+    report["health"]["missed_runs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(program, _)| program.starts_with("sched") || program.starts_with("task"))
+        .filter_map(|(_, runs)| runs.as_u64())
+        .sum()
 }
 
 fn median(v: &mut [f64]) -> f64 {

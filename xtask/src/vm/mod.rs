@@ -205,7 +205,9 @@ fn boot_kernel(
 
 /// The first lines of a kernel oops on the console, if there is one.
 fn kernel_oops(console: &str) -> Option<String> {
-    let at = console.find("Oops:").or_else(|| console.find("Kernel panic"))?;
+    let at = console
+        .find("Oops:")
+        .or_else(|| console.find("Kernel panic"))?;
     Some(console[at..].lines().take(8).collect::<Vec<_>>().join("\n"))
 }
 
