@@ -99,7 +99,7 @@ pub fn cuda_enter_by_address(ctx: ProbeContext) -> u32 {
             ip: instruction_pointer(ctx),
         };
         // SAFETY: the value is copied out at once; entries are plain integers.
-        match unsafe { CUDA_PROBE_COOKIES.get(&key) } {
+        match unsafe { CUDA_PROBE_COOKIES.get(key) } {
             Some(cookie) => *cookie,
             None => {
                 // Mapped again elsewhere since userspace filed it: the call is lost.

@@ -229,11 +229,12 @@ fn state_change(ctx: &TracePointContext) -> Option<()> {
     // transitions of an ending connection are not news. BPF tracepoint programs cannot tell
     // interrupt context from the record (its common fields hold a pointer for them): a reset
     // arriving while a watched process runs ends that connection a little early, at worst.
-    let ending = match (old, new) {
-        (TCP_ESTABLISHED, TCP_FIN_WAIT1) | (TCP_CLOSE_WAIT, TCP_LAST_ACK) => true,
-        (TCP_ESTABLISHED | TCP_CLOSE_WAIT, TCP_CLOSE) => true,
-        _ => false,
-    };
+    let ending = matches!(
+        (old, new),
+        (TCP_ESTABLISHED, TCP_FIN_WAIT1)
+            | (TCP_CLOSE_WAIT, TCP_LAST_ACK)
+            | (TCP_ESTABLISHED | TCP_CLOSE_WAIT, TCP_CLOSE)
+    );
     if !ending {
         return None;
     }
