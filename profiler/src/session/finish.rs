@@ -25,6 +25,8 @@ use crate::{
 /// How the session ended.
 pub(crate) struct Ending {
     pub started: Instant,
+    /// The profiler's CPU time when the window opened (its setup cost).
+    pub setup_cpu_s: f64,
     pub started_at_unix_s: f64,
     pub end_reason: EndReason,
     pub quiet: bool,
@@ -87,7 +89,7 @@ pub(crate) fn report(
         health: Health {
             threads_dropped: probes.thread_map_full(),
             processes_dropped: probes.watched_map_full(),
-            agent: AgentUsage::now(),
+            agent: AgentUsage::since_window(ending.setup_cpu_s),
             missed_runs: probes.recursion_misses().into_iter().collect(),
             switch_ins_missed: probes.switch_ins_missed(),
         },

@@ -23,7 +23,7 @@ use anyhow::Result;
 use crate::{
     bpf::Probes,
     cuda::capture::announce_library,
-    host::{preflight, tracefs},
+    host::{preflight, self_usage::AgentUsage, tracefs},
     sched::{probes::SCHED_PROBES, tracker::Tracker},
     session::{discovery::Discovery, watch::watch_roots},
     sinks::{live::LiveView, prometheus::feed},
@@ -75,6 +75,7 @@ pub fn run(target: Target, config: Config) -> Result<()> {
     for capture in captures.all() {
         capture.open_window(&mut probes);
     }
+    let setup_cpu_s = AgentUsage::now().cpu_s;
     let started = Instant::now();
     let started_at_unix_s = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -116,6 +117,7 @@ pub fn run(target: Target, config: Config) -> Result<()> {
         captures,
         finish::Ending {
             started,
+            setup_cpu_s,
             started_at_unix_s,
             end_reason,
             quiet: config.quiet,

@@ -126,8 +126,10 @@ fn write_health(out: &mut String, r: &Report) {
     }
     let _ = writeln!(
         out,
-        "\nprofiler itself: {:.3} s CPU, peak RSS {}",
+        "\nprofiler itself: {:.3} s CPU over the session (+{:.3} s to load and attach), peak \
+         RSS {}",
         r.health.agent.cpu_s,
+        r.health.agent.setup_cpu_s,
         fmt_bytes(r.health.agent.max_rss_bytes)
     );
     if !r.health.missed_runs.is_empty() {
