@@ -140,8 +140,10 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
             ))
         ));
     }
+    let program_costs = program_costs(profiler, nginx.pid(), &url)?;
     let json = serde_json::json!({
         "benchmark": "http-nginx-wrk",
+        "bpf_stats": program_costs,
         "server": "nginx 1 worker, 100-byte static file, keep-alive",
         "load": format!("wrk -t2 -c{CONNECTIONS} -d{SECONDS}s"),
         "rounds": REPEATS,
@@ -252,9 +254,101 @@ struct ProfiledRun {
     requests_seen: u64,
     agent_cpu_s: f64,
     missed_runs: u64,
+    /// With `stats`: (program, runs, ns in it) of each program the profiler held.
+    programs: Vec<(String, u64, u64)>,
 }
 
 fn profiled(profiler: &Path, pid: u32, url: &str, setup: Setup) -> Result<ProfiledRun> {
+    profiled_with(profiler, pid, url, setup, false)
+}
+
+/// One extra run per profiler setup with `kernel.bpf_stats_enabled` on (which adds its own
+/// timing cost, so these runs are not among the throughput rounds): per program, runs and ns
+/// per request.
+fn program_costs(profiler: &Path, pid: u32, url: &str) -> Result<Value> {
+    let sysctl = "/proc/sys/kernel/bpf_stats_enabled";
+    std::fs::write(sysctl, "1").context("enabling kernel.bpf_stats_enabled")?;
+    let mut out = serde_json::Map::new();
+    for setup in [Setup::Profiler, Setup::ProfilerSyscallPath] {
+        let run = profiled_with(profiler, pid, url, setup, true);
+        let run = match run {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::write(sysctl, "0");
+                return Err(e);
+            }
+        };
+        let requests = run.wrk.requests.max(1) as f64;
+        let rows: Vec<Value> = run
+            .programs
+            .iter()
+            .filter(|(_, runs, _)| *runs > 0)
+            .map(|(name, runs, ns)| {
+                serde_json::json!({
+                    "program": name,
+                    "runs": runs,
+                    "avg_ns": *ns as f64 / *runs as f64,
+                    "ns_per_request": *ns as f64 / requests,
+                })
+            })
+            .collect();
+        println!("http bench bpf_stats, {}:", setup.name());
+        for r in &rows {
+            println!(
+                "  {:<24} {:>9} runs {:>7.0} ns avg {:>7.0} ns/request",
+                r["program"].as_str().unwrap_or("?"),
+                r["runs"],
+                r["avg_ns"].as_f64().unwrap_or(0.0),
+                r["ns_per_request"].as_f64().unwrap_or(0.0)
+            );
+        }
+        out.insert(setup.name().into(), Value::Array(rows));
+    }
+    std::fs::write(sysctl, "0").context("disabling kernel.bpf_stats_enabled")?;
+    Ok(Value::Object(out))
+}
+
+/// (name, run_cnt, run_time_ns) of every eBPF program process `pid` holds.
+fn programs_of(pid: u32) -> Vec<(String, u64, u64)> {
+    let ids: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("prog_id:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect();
+    let Ok(out) = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    all.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["id"].as_u64().is_some_and(|id| ids.contains(&id)))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("?").to_owned(),
+                p["run_cnt"].as_u64().unwrap_or(0),
+                p["run_time_ns"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn profiled_with(
+    profiler: &Path,
+    pid: u32,
+    url: &str,
+    setup: Setup,
+    stats: bool,
+) -> Result<ProfiledRun> {
     let mut cmd = Command::new(profiler);
     cmd.args(["attach", "--pid", &pid.to_string(), "--format", "json"]);
     match setup {
@@ -277,7 +371,27 @@ fn profiled(profiler: &Path, pid: u32, url: &str, setup: Setup) -> Result<Profil
     }
     // Keep draining stderr (live view) so the profiler never blocks on it.
     std::thread::spawn(move || for _ in stderr.lines() {});
+    let before = if stats {
+        programs_of(child.id())
+    } else {
+        Vec::new()
+    };
     let wrk = wrk(url, SECONDS)?;
+    let programs = if stats {
+        // Over the wrk run only: what the programs ran during attach is subtracted.
+        programs_of(child.id())
+            .into_iter()
+            .map(|(name, runs, ns)| {
+                let (r0, n0) = before
+                    .iter()
+                    .find(|(n, _, _)| *n == name)
+                    .map_or((0, 0), |(_, r, n)| (*r, *n));
+                (name, runs.saturating_sub(r0), ns.saturating_sub(n0))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     // SAFETY: kill has no memory-safety preconditions; the pid is our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output()?;
@@ -287,6 +401,7 @@ fn profiled(profiler: &Path, pid: u32, url: &str, setup: Setup) -> Result<Profil
         requests_seen: report["http"]["server"]["requests"].as_u64().unwrap_or(0),
         agent_cpu_s: report["health"]["agent"]["cpu_s"].as_f64().unwrap_or(0.0),
         missed_runs: missed_runs(&report),
+        programs,
     })
 }
 
