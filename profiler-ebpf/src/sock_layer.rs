@@ -8,8 +8,9 @@
 //! made by one of the read/write syscalls it knows (io_uring, splice, `recvmmsg`/`sendmmsg`),
 //! whose bytes have no user buffer or fd to attach to.
 
+#[cfg(not(bpf_target_arch = "aarch64"))]
+use aya_ebpf::bindings::pt_regs;
 use aya_ebpf::{
-    bindings::pt_regs,
     helpers::{
         bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
@@ -93,6 +94,7 @@ pub fn sock_layer_send(ctx: TracePointContext) -> u32 {
 
 /// The syscall in progress, from the current task's saved user registers: (number, fd,
 /// buffer argument, count argument).
+#[cfg(not(bpf_target_arch = "aarch64"))]
 #[inline(always)]
 fn syscall_args() -> Option<(u64, u64, u64, u64)> {
     // SAFETY: both helpers take and return kernel-checked BTF pointers; the registers are only
@@ -101,21 +103,31 @@ fn syscall_args() -> Option<(u64, u64, u64, u64)> {
     if regs.is_null() {
         return None;
     }
-    // SAFETY: as above; addr_of! computes field addresses without reading.
-    unsafe {
-        Some((
-            read_reg(core::ptr::addr_of!((*regs).orig_rax))?,
-            read_reg(core::ptr::addr_of!((*regs).rdi))?,
-            read_reg(core::ptr::addr_of!((*regs).rsi))?,
-            read_reg(core::ptr::addr_of!((*regs).rdx))?,
-        ))
-    }
+    // `dx`, `si`, `di`, `orig_ax` are consecutive in x86-64's pt_regs: one read for the four.
+    // SAFETY: addr_of! computes the field's address without reading; the helper checks it.
+    let [dx, si, di, nr] =
+        unsafe { bpf_probe_read_kernel(core::ptr::addr_of!((*regs).rdx) as *const [u64; 4]) }
+            .ok()?;
+    Some((nr, di, si, dx))
 }
 
+#[cfg(bpf_target_arch = "aarch64")]
 #[inline(always)]
-unsafe fn read_reg(at: *const u64) -> Option<u64> {
-    // SAFETY: the caller passes a field of the task's pt_regs; the helper checks the access.
-    unsafe { bpf_probe_read_kernel(at) }.ok()
+fn syscall_args() -> Option<(u64, u64, u64, u64)> {
+    // arm64's `struct pt_regs` (opaque in the bindings): `regs[31]` (x0.. at 0), sp, pc,
+    // pstate, orig_x0, then `s32 syscallno` at byte 280.
+    const SYSCALLNO: usize = 280;
+    // SAFETY: as above.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    if regs.is_null() {
+        return None;
+    }
+    // SAFETY: reads of the task's pt_regs through the checked helper.
+    unsafe {
+        let [x0, x1, x2] = bpf_probe_read_kernel(regs as *const [u64; 3]).ok()?;
+        let nr: i32 = bpf_probe_read_kernel(regs.wrapping_add(SYSCALLNO) as *const i32).ok()?;
+        Some((nr as u64, x0, x1, x2))
+    }
 }
 
 #[inline(always)]
