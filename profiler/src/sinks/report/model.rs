@@ -56,9 +56,10 @@ pub struct Health {
     /// CPU (`recursion_misses`), by program; empty when none. A skipped `sched_switch` loses an
     /// on-CPU interval (on-CPU time reads low), a skipped `sock_exit` a socket event.
     pub missed_runs: std::collections::BTreeMap<String, u64>,
-    /// Switch-outs of a tracked thread whose switch-in was not seen: each lost the on-CPU
-    /// interval before it (the perf-event `sched_switch` fallback skipping a switch, or a thread
-    /// seeded as sleeping from /proc just before it ran). 0 with the raw tracepoint.
+    /// Switch-outs of a tracked thread whose switch-in was not seen (the kernel emits none for
+    /// some switches; the perf-event fallback can skip them). Under the fallback each lost the
+    /// on-CPU interval before it (the text report warns); with the raw `sched_switch` the
+    /// kernel's runtime still counts it, so nothing is lost.
     pub switch_ins_missed: u64,
 }
 

@@ -146,7 +146,13 @@ fn write_health(out: &mut String, r: &Report) {
             runs.join(", ")
         );
     }
-    if r.health.switch_ins_missed > 0 {
+    // With the raw `sched_switch` the kernel's runtime covers an interval whose switch-in was
+    // not seen: only the perf-event fallback loses time to them.
+    let raw_switch = r
+        .probes
+        .iter()
+        .any(|p| p.program == crate::sched::probes::SCHED_SWITCH_RAW && p.attached);
+    if r.health.switch_ins_missed > 0 && !raw_switch {
         let _ = writeln!(
             out,
             "\nwarning: {} context switches onto tracked threads were not seen (on-CPU time may \
