@@ -190,26 +190,18 @@ fn try_switch_raw(ctx: &RawTracePointContext) {
     if next.is_null() || off.task_pid == 0 || off.task_tgid == 0 {
         return;
     }
-    // SAFETY: `next` is the kernel's task_struct pointer from the tracepoint arguments and the
-    // offsets come from this kernel's BTF; bpf_probe_read_kernel checks the access anyway.
-    let read =
-        |at: u32| unsafe { bpf_probe_read_kernel(next.wrapping_add(at as usize).cast::<i32>()) };
-    let Ok(next_tid) = read(off.task_pid) else {
+    let Some((tid, tgid)) = task_ids(next, off.task_pid, off.task_tgid) else {
         return;
     };
-    if next_tid <= 0 {
+    // Most switches on a node are other processes': one lookup in the small watched set
+    // settles them.
+    if !is_watched(tgid) {
         return;
     }
-    let tid = next_tid as u32;
     if THREAD_STATS.get_ptr(tid).is_none() {
-        // A thread of a watched process not registered yet (its task_newtask, a perf-event
-        // tracepoint, was not seen): register it now rather than lose this on-CPU interval.
-        match read(off.task_tgid) {
-            Ok(tgid) if tgid > 0 && is_watched(tgid as u32) => {
-                register_thread(tid, tgid as u32);
-            }
-            _ => return,
-        }
+        // A thread of a watched process not registered yet (its task_newtask was not seen):
+        // register it now rather than lose this on-CPU interval.
+        register_thread(tid, tgid);
     }
     switch_in(tid, now);
     if let Some(stats) = THREAD_STATS.get_ptr_mut(tid) {
@@ -221,6 +213,27 @@ fn try_switch_raw(ctx: &RawTracePointContext) {
             }
         }
     }
+}
+
+/// (pid, tgid) of `task`, in one read where the two are adjacent (they are in every kernel we
+/// know); `None` for the idle task or a failed read.
+#[inline(always)]
+fn task_ids(task: *const u8, pid_at: u32, tgid_at: u32) -> Option<(u32, u32)> {
+    // SAFETY: `task` is the kernel's task_struct pointer from the tracepoint arguments and the
+    // offsets come from this kernel's BTF; bpf_probe_read_kernel checks the access anyway.
+    let read = |at: u32| unsafe {
+        bpf_probe_read_kernel(task.wrapping_add(at as usize).cast::<i32>()).ok()
+    };
+    let (pid, tgid) = if tgid_at == pid_at + 4 {
+        // SAFETY: as above.
+        let both =
+            unsafe { bpf_probe_read_kernel(task.wrapping_add(pid_at as usize).cast::<[i32; 2]>()) };
+        let [pid, tgid] = both.ok()?;
+        (pid, tgid)
+    } else {
+        (read(pid_at)?, read(tgid_at)?)
+    };
+    (pid > 0 && tgid > 0).then_some((pid as u32, tgid as u32))
 }
 
 /// `se.sum_exec_runtime` of `task` (0 when unknown): the CPU time the scheduler charged it.
@@ -242,16 +255,17 @@ fn switch_out(
     now: u64,
     read_state: impl FnOnce() -> Result<(bool, [u8; COMM_LEN], u64), i32>,
 ) -> Result<(), i32> {
+    // `current` is still the previous task here, so its tgid is at hand: other processes'
+    // switches end at one lookup in the small watched set.
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !is_watched(tgid) {
+        return Ok(());
+    }
     let (stats, known) = match THREAD_STATS.get_ptr_mut(tid) {
         Some(stats) => (stats, true),
         None => {
-            // `current` is still the previous task here, so its tgid is at hand: a thread of a
-            // watched process that we have not seen yet (born between the /proc scan and
-            // attach) is registered on its first switch-out.
-            let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-            if !is_watched(tgid) {
-                return Ok(());
-            }
+            // A thread of a watched process that we have not seen yet (born between the /proc
+            // scan and attach) is registered on its first switch-out.
             match register_thread(tid, tgid) {
                 Some(stats) => (stats, false),
                 None => return Ok(()),
