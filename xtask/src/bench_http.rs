@@ -141,9 +141,20 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
         ));
     }
     let program_costs = program_costs(profiler, nginx.pid(), &url)?;
+    let node_tax = node_tax(profiler, nginx.pid())?;
+    summary.push_str(&format!(
+        "\n  an unwatched process's 3 M one-byte read+write syscalls (dd): {:.2} s alone, {:.2} s \
+         with the profiler (default), {:.2} s on the syscall path",
+        node_tax[0], node_tax[1], node_tax[2]
+    ));
     let json = serde_json::json!({
         "benchmark": "http-nginx-wrk",
         "bpf_stats": program_costs,
+        "unwatched_dd_3m_syscalls_s": {
+            "nothing": node_tax[0],
+            "profiler_default": node_tax[1],
+            "profiler_syscall_path": node_tax[2],
+        },
         "server": "nginx 1 worker, 100-byte static file, keep-alive",
         "load": format!("wrk -t2 -c{CONNECTIONS} -d{SECONDS}s"),
         "rounds": REPEATS,
@@ -306,6 +317,67 @@ fn program_costs(profiler: &Path, pid: u32, url: &str) -> Result<Value> {
     }
     std::fs::write(sysctl, "0").context("disabling kernel.bpf_stats_enabled")?;
     Ok(Value::Object(out))
+}
+
+/// What the capture costs processes it does not watch: `dd` doing 3 M one-byte reads and
+/// writes (files, not sockets) with nothing attached, with the profiler watching `pid` on its
+/// default path, and on the syscall path; medians of 3, seconds.
+fn node_tax(profiler: &Path, pid: u32) -> Result<[f64; 3]> {
+    let dd = || -> Result<f64> {
+        let start = std::time::Instant::now();
+        let status = Command::new("dd")
+            .args(["if=/dev/zero", "of=/dev/null", "bs=1", "count=3000000"])
+            .stderr(Stdio::null())
+            .status()
+            .context("running dd")?;
+        anyhow::ensure!(status.success(), "dd failed");
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let mut out = [0.0; 3];
+    for (i, setup) in [
+        None,
+        Some(Setup::Profiler),
+        Some(Setup::ProfilerSyscallPath),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let attached = match setup {
+                Some(s) => Some(attach_quiet(profiler, pid, s)?),
+                None => None,
+            };
+            times.push(dd()?);
+            if let Some(mut child) = attached {
+                // SAFETY: kill has no memory-safety preconditions; the pid is our child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+                let _ = child.wait();
+            }
+        }
+        out[i] = median(&mut times);
+    }
+    Ok(out)
+}
+
+/// The profiler attached to `pid` in `setup`, once it says so (its report discarded).
+fn attach_quiet(profiler: &Path, pid: u32, setup: Setup) -> Result<Child> {
+    let mut cmd = Command::new(profiler);
+    cmd.args(["attach", "--pid", &pid.to_string(), "--quiet"]);
+    if setup == Setup::ProfilerSyscallPath {
+        cmd.env("PROFILER_SOCKETS_SYSCALL_PATH", "1");
+    }
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?);
+    let mut line = String::new();
+    while !line.starts_with("profiler: attached") {
+        line.clear();
+        if stderr.read_line(&mut line)? == 0 {
+            bail!("profiler exited before attaching");
+        }
+    }
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    Ok(child)
 }
 
 /// (name, run_cnt, run_time_ns) of every eBPF program process `pid` holds.
