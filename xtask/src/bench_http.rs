@@ -368,6 +368,13 @@ fn attach_quiet(profiler: &Path, pid: u32, setup: Setup) -> Result<Child> {
         cmd.env("PROFILER_SOCKETS_SYSCALL_PATH", "1");
     }
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    wait_attached(&mut child)?;
+    Ok(child)
+}
+
+/// Waits for the profiler's `attached` line, then keeps draining its stderr (the live view) so
+/// it never blocks on it.
+fn wait_attached(child: &mut Child) -> Result<()> {
     let mut stderr = BufReader::new(child.stderr.take().context("stderr")?);
     let mut line = String::new();
     while !line.starts_with("profiler: attached") {
@@ -377,7 +384,7 @@ fn attach_quiet(profiler: &Path, pid: u32, setup: Setup) -> Result<Child> {
         }
     }
     std::thread::spawn(move || for _ in stderr.lines() {});
-    Ok(child)
+    Ok(())
 }
 
 /// (name, run_cnt, run_time_ns) of every eBPF program process `pid` holds.
@@ -433,16 +440,7 @@ fn profiled_with(
         _ => {}
     }
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?);
-    let mut line = String::new();
-    while !line.starts_with("profiler: attached") {
-        line.clear();
-        if stderr.read_line(&mut line)? == 0 {
-            bail!("profiler exited before attaching");
-        }
-    }
-    // Keep draining stderr (live view) so the profiler never blocks on it.
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    wait_attached(&mut child)?;
     let before = if stats {
         programs_of(child.id())
     } else {
