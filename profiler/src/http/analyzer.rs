@@ -56,8 +56,13 @@ pub struct SocketCounters {
     pub connections_seen: u64,
     /// Connections dropped because `MAX_CONNECTIONS` were tracked.
     pub connections_evicted: u64,
-    /// Connections that turned out not to carry HTTP/1.x (TLS, HTTP/2, other protocols).
+    /// Connections that turned out not to carry HTTP/1.x (TLS, HTTP/2, other protocols, an
+    /// engine's internal channels), all kinds.
     pub not_http_connections: u64,
+    /// …of which TCP connections.
+    pub not_http_tcp: u64,
+    /// …of which Unix-socket connections.
+    pub not_http_unix: u64,
     /// Request/response heads longer than the analyzer buffers.
     pub head_overflow: u64,
     /// Pipelined requests beyond the per-connection limit.
@@ -67,6 +72,17 @@ pub struct SocketCounters {
     pub resync_skips: u64,
     /// Lines that could not be written to the `--events` file.
     pub event_log_errors: u64,
+}
+
+/// Counts a connection that did not carry HTTP/1.x, by kind.
+fn count_not_http(c: &mut SocketCounters, family: u8) {
+    const AF_UNIX: u8 = 1;
+    c.not_http_connections += 1;
+    if family == AF_UNIX {
+        c.not_http_unix += 1;
+    } else {
+        c.not_http_tcp += 1;
+    }
 }
 
 /// (is client, served/called address — `Some(None)` unknown, `None` the `other` bucket); the
@@ -83,6 +99,8 @@ struct ConnEntry {
     peer_closed: bool,
     /// Looked up once, at the first event that names the kernel socket.
     endpoint: Option<Endpoint>,
+    /// Address family from the events (AF_UNIX, AF_INET, AF_INET6), 0 until one says.
+    family: u8,
 }
 
 pub struct SocketAnalyzer {
@@ -236,6 +254,9 @@ impl SocketAnalyzer {
                     if let Some(t) = opened {
                         entry.opened_ns = Some(entry.opened_ns.map_or(t, |o| o.min(t)));
                     }
+                    if entry.family == 0 {
+                        entry.family = h.family;
+                    }
                     if entry.endpoint.is_none() && h.addrs.family != 0 {
                         entry.endpoint = Some(Endpoint::from_addrs(&h.addrs));
                     }
@@ -297,6 +318,7 @@ impl SocketAnalyzer {
             last_ts_ns: ts_ns,
             peer_closed: false,
             endpoint: None,
+            family: 0,
         });
         e.last_ts_ns = ts_ns;
         e
@@ -310,7 +332,7 @@ impl SocketAnalyzer {
         ages.sort_unstable();
         for (_, key) in ages.iter().take((MAX_CONNECTIONS / 10).max(1)) {
             if let Some(e) = self.conns.remove(key) {
-                self.fold_drops(&e.conn);
+                self.fold_drops(&e);
                 self.counters.connections_evicted += 1;
             }
         }
@@ -327,7 +349,7 @@ impl SocketAnalyzer {
                     self.records.len()
                 );
             }
-            self.fold_drops(&e.conn);
+            self.fold_drops(&e);
             let requests = e.requests + self.records.len() as u64;
             self.flush_records_to(key.pid(), e.endpoint);
             if let Some(opened) = e.opened_ns {
@@ -337,9 +359,10 @@ impl SocketAnalyzer {
         }
     }
 
-    fn fold_drops(&mut self, conn: &Connection) {
+    fn fold_drops(&mut self, e: &ConnEntry) {
+        let conn = &e.conn;
         if !conn.is_http() {
-            self.counters.not_http_connections += 1;
+            count_not_http(&mut self.counters, e.family);
         }
         self.counters.head_overflow += conn.drops.head_overflow;
         self.counters.pending_overflow += conn.drops.pending_overflow;
@@ -420,7 +443,7 @@ impl SocketAnalyzer {
             c.pending_overflow += e.conn.drops.pending_overflow;
             c.resync_skips += e.conn.drops.desync;
             if !e.conn.is_http() {
-                c.not_http_connections += 1;
+                count_not_http(&mut c, e.family);
             }
         }
         c

@@ -145,3 +145,25 @@ fn short_or_odd_records_never_panic() {
     a.on_record(&odd);
     assert_eq!(a.counters().malformed_events, 2);
 }
+
+#[test]
+fn other_protocols_are_counted_by_kind() {
+    let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
+    let tls = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+    let mut unix = event(sock_event::READ, 1, 4, 5, b"\x00\x01\x02\x03\x04");
+    // SockEventHeader::family is the byte after `kind` (offset 41): AF_UNIX.
+    unix[41] = 1;
+    // Distinct sockets: the test header's `sk` (offset 16) is shared otherwise.
+    unix[16] = 9;
+    a.on_record(&event(sock_event::READ, 1, 3, tls.len() as i64, tls));
+    a.on_record(&unix);
+    a.on_record(&event(sock_event::CLOSE, 2, 3, 0, b""));
+    let mut close_unix = event(sock_event::CLOSE, 3, 4, 0, b"");
+    close_unix[16] = 9;
+    a.on_record(&close_unix);
+    let c = a.counters();
+    assert_eq!(
+        (c.not_http_connections, c.not_http_tcp, c.not_http_unix),
+        (2, 1, 1)
+    );
+}

@@ -184,7 +184,7 @@ pub fn write_http(out: &mut String, h: &HttpSection) {
     if requests.is_empty() {
         let _ = writeln!(
             out,
-            "\nHTTP: no requests seen ({} socket events, {} connections, {} not HTTP/1.x)",
+            "\nHTTP: no requests seen ({} socket events, {} connections, {} of another protocol)",
             h.analysis.events, h.analysis.connections_seen, h.analysis.not_http_connections
         );
     } else {
@@ -249,8 +249,9 @@ pub fn write_http(out: &mut String, h: &HttpSection) {
     if h.analysis.not_http_connections > 0 {
         let _ = writeln!(
             out,
-            "  {} connection(s) were not HTTP/1.x (TLS, HTTP/2 or another protocol): not analysed",
-            h.analysis.not_http_connections
+            "  other protocols (not analysed): {} TCP connection(s) (TLS, HTTP/2, …), {} \
+             Unix-socket connection(s)",
+            h.analysis.not_http_tcp, h.analysis.not_http_unix
         );
     }
 }
