@@ -517,6 +517,53 @@ fn two_servers_each_request_under_its_endpoint() {
     }
 }
 
+/// An `--events` file that cannot take writes (`/proc/version`): the report is still written,
+/// with every request, and then the run fails with one line naming the file.
+#[test]
+fn unwritable_events_log_fails_the_run() {
+    const TEST: &str = "unwritable_events_log_fails_the_run";
+    if !privileged(TEST) {
+        return;
+    }
+    let hyper = HyperServer::start(&[]);
+    let out = profiler_tests::temp_path("unwritable-events.json");
+    let pid = hyper.pid().to_string();
+    let mut profiler = profiler_tests::Profiler::start(&[
+        "attach",
+        "--pid",
+        &pid,
+        "--format",
+        "json",
+        "--output",
+        out.to_str().expect("utf-8"),
+        "--events",
+        "/proc/version",
+    ]);
+    profiler.wait_attached();
+    let load = wrk(&hyper.url("/delay?ms=1-1"), 1, 5, true);
+    std::thread::sleep(Duration::from_millis(300));
+    profiler.signal(libc::SIGINT);
+    let (status, _, stderr) = profiler.wait();
+    let report = profiler_tests::read_report(&out);
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(status.code(), Some(1), "exit status; stderr {stderr:?}");
+    let last = stderr.last().map(String::as_str).unwrap_or("");
+    assert!(
+        last.starts_with("profiler: error: ") && last.contains("/proc/version"),
+        "the last stderr line names the log: {last:?}"
+    );
+    assert_eq!(
+        count(&report["http"]["server"]["requests"], "requests"),
+        load.requests
+    );
+    assert!(
+        count(
+            &report["http"]["analysis"]["event_log_errors"],
+            "event_log_errors"
+        ) > 0
+    );
+}
+
 /// The report's endpoints are exactly `expected`: (role, `ip:port`, requests).
 fn assert_endpoints(report: &Value, expected: &[(&str, String, u64)]) {
     let endpoints = report["http"]["endpoints"].as_array().expect("endpoints");

@@ -131,6 +131,22 @@ pub fn run(target: Target, config: Config) -> Result<()> {
     if let Some(child) = child.as_mut() {
         finish::stop_child(child);
     }
+    // The report is out; a request log that lost lines (a file that cannot take writes, a full
+    // disk) still makes the run fail, loudly.
+    let unwritten = report
+        .http
+        .as_ref()
+        .map_or(0, |h| h.analysis.event_log_errors);
+    if unwritten > 0 {
+        let path = config
+            .events
+            .as_deref()
+            .unwrap_or(std::path::Path::new("?"));
+        anyhow::bail!(
+            "writing the --events log to {} failed {unwritten} time(s): it is incomplete",
+            path.display()
+        );
+    }
     Ok(())
 }
 

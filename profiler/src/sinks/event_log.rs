@@ -71,7 +71,8 @@ fn us(ns: u64) -> f64 {
 }
 
 /// The `--events` sink: writes a line per finished exchange; a failed write is counted (the
-/// report shows it as `http.analysis.event_log_errors`), never fatal.
+/// report shows it as `http.analysis.event_log_errors`) and, once the report is out, makes the
+/// run end with an error.
 pub struct EventLog {
     writer: Box<dyn Write>,
     mono_to_unix_ns: i128,
