@@ -120,6 +120,22 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// After the report: a request log that lost lines (a file that cannot take writes, a full
+/// disk) makes the run fail, loudly, naming the file.
+pub(crate) fn event_log_complete(report: &Report, path: Option<&std::path::Path>) -> Result<()> {
+    let unwritten = report
+        .http
+        .as_ref()
+        .map_or(0, |h| h.analysis.event_log_errors);
+    if unwritten > 0 {
+        anyhow::bail!(
+            "writing the --events log to {} failed {unwritten} time(s): it is incomplete",
+            path.map_or_else(|| "?".into(), |p| p.display().to_string())
+        );
+    }
+    Ok(())
+}
+
 /// Stops `run`'s command when the session ended first (duration, signal).
 pub(crate) fn stop_child(child: &mut Child) {
     if matches!(child.try_wait(), Ok(Some(_))) {

@@ -71,10 +71,7 @@ pub fn run(target: Target, config: Config) -> Result<()> {
         exporter.as_ref(),
     )?;
     // Every probe is in: the window that every figure covers (`duration_s`) opens now.
-    watch::open_window(&mut probes, &mut tracker);
-    for capture in captures.all() {
-        capture.open_window(&mut probes);
-    }
+    watch::open_window(&mut probes, &mut tracker, captures.all());
     let setup_cpu_s = AgentUsage::now().cpu_s;
     let started = Instant::now();
     let started_at_unix_s = SystemTime::now()
@@ -131,23 +128,7 @@ pub fn run(target: Target, config: Config) -> Result<()> {
     if let Some(child) = child.as_mut() {
         finish::stop_child(child);
     }
-    // The report is out; a request log that lost lines (a file that cannot take writes, a full
-    // disk) still makes the run fail, loudly.
-    let unwritten = report
-        .http
-        .as_ref()
-        .map_or(0, |h| h.analysis.event_log_errors);
-    if unwritten > 0 {
-        let path = config
-            .events
-            .as_deref()
-            .unwrap_or(std::path::Path::new("?"));
-        anyhow::bail!(
-            "writing the --events log to {} failed {unwritten} time(s): it is incomplete",
-            path.display()
-        );
-    }
-    Ok(())
+    finish::event_log_complete(&report, config.events.as_deref())
 }
 
 /// The processes to watch at the start, `run`'s gated command (with its program name), and

@@ -65,9 +65,16 @@ pub(crate) fn targets_exited(tracker: &Tracker, child: &mut Option<Child>) -> bo
 }
 
 /// The session's window opens now: scheduler totals and /proc figures count from here (see
-/// `Tracker::open_window`).
-pub(crate) fn open_window(probes: &mut Probes, tracker: &mut Tracker) {
+/// `Tracker::open_window`); what the captures saw while the probes went in is dropped.
+pub(crate) fn open_window(
+    probes: &mut Probes,
+    tracker: &mut Tracker,
+    captures: Vec<&mut dyn crate::bpf::Capability>,
+) {
     tracker.open_window(&probes.threads(), monotonic_ns());
+    for capture in captures {
+        capture.open_window(probes);
+    }
     let pids: Vec<u32> = tracker.procs.keys().copied().collect();
     for pid in pids {
         if let Some(sample) = procfs::sample(pid) {
