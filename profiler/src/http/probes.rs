@@ -142,9 +142,19 @@ const fn sock_layer(
     tracepoint: &'static str,
     if_missing: &'static str,
 ) -> ProbeSpec {
+    http_row("sock", program, tracepoint, if_missing)
+}
+
+/// An optional row of the HTTP capture: tracepoint `category:tracepoint` runs `program`.
+const fn http_row(
+    category: &'static str,
+    program: &'static str,
+    tracepoint: &'static str,
+    if_missing: &'static str,
+) -> ProbeSpec {
     ProbeSpec {
         program,
-        category: "sock",
+        category,
         tracepoint,
         feature: "http",
         required: false,
@@ -270,17 +280,12 @@ pub const SOCK_LENGTH_PROBES: &[ProbeSpec] = &[
 ];
 
 const fn sock_length(tracepoint: &'static str) -> ProbeSpec {
-    ProbeSpec {
-        program: "sock_length",
-        category: "sock",
+    http_row(
+        "sock",
+        "sock_length",
         tracepoint,
-        feature: "http",
-        required: false,
-        if_missing: "each syscall's fd resolved to its socket in the kernel instead",
-        fallback: None,
-        off_switch: None,
-        needs_task_offsets: false,
-    }
+        "each syscall's fd resolved to its socket in the kernel instead",
+    )
 }
 
 const fn sock(
@@ -288,15 +293,5 @@ const fn sock(
     tracepoint: &'static str,
     if_missing: &'static str,
 ) -> ProbeSpec {
-    ProbeSpec {
-        program,
-        category: "syscalls",
-        tracepoint,
-        feature: "http",
-        required: false,
-        if_missing,
-        fallback: None,
-        off_switch: None,
-        needs_task_offsets: false,
-    }
+    http_row("syscalls", program, tracepoint, if_missing)
 }
