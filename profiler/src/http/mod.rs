@@ -12,6 +12,8 @@ pub mod capture;
 pub mod conn;
 pub mod decode;
 pub mod endpoints;
+pub mod llm_event;
+pub mod ndjson;
 pub mod observer;
 pub mod parse;
 pub mod probes;
@@ -19,8 +21,10 @@ pub mod record;
 pub mod section;
 pub mod sse;
 pub mod stats;
+pub mod stream;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod usage;
 
 pub use conn::{CloseKind, Connection, Direction, Limits, Segment};
 pub use record::{Outcome, RequestRecord, Role, StreamStats};

@@ -33,21 +33,45 @@ impl Outcome {
     }
 }
 
-/// Streaming (`text/event-stream`) details of one response.
+/// Streaming details of one response (`text/event-stream` or NDJSON).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StreamStats {
-    /// SSE events carrying `data:` (a final `data: [DONE]` is not counted).
+    /// Events: SSE events carrying `data:` (a final `data: [DONE]` is not counted), or NDJSON
+    /// lines.
     pub events: u64,
-    /// When the write completing the first data event returned.
+    /// Events carrying output tokens (`llm_event`: not role-only, empty, usage-only or
+    /// lifecycle events).
+    pub content_events: u64,
+    /// When the write completing the first event returned.
     pub first_event_ns: Option<u64>,
-    /// When the write completing the last data event returned.
-    pub last_event_ns: Option<u64>,
-    /// Gaps between consecutive data events (at most `Limits::max_gaps_per_stream` kept; the
-    /// count of data events is exact regardless).
-    pub inter_event_ns: Vec<u64>,
+    /// When the writes completing the first and the last token-carrying event returned.
+    pub first_content_ns: Option<u64>,
+    pub last_content_ns: Option<u64>,
+    /// Gaps between consecutive token-carrying events (at most `Limits::max_gaps_per_stream`
+    /// kept; the counts are exact regardless).
+    pub inter_token_ns: Vec<u64>,
     /// From a `usage` object in any event, when present (the last one seen wins).
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+}
+
+impl StreamStats {
+    /// Tallies one event that ended at `ts_ns`.
+    pub fn on_event(&mut self, ts_ns: u64, carries_tokens: bool, max_gaps: usize) {
+        self.events += 1;
+        self.first_event_ns.get_or_insert(ts_ns);
+        if !carries_tokens {
+            return;
+        }
+        self.content_events += 1;
+        if let Some(last) = self.last_content_ns
+            && self.inter_token_ns.len() < max_gaps
+        {
+            self.inter_token_ns.push(ts_ns.saturating_sub(last));
+        }
+        self.first_content_ns.get_or_insert(ts_ns);
+        self.last_content_ns = Some(ts_ns);
+    }
 }
 
 /// One request and its response, timed at the watched process's syscalls (CLOCK_MONOTONIC ns,
@@ -94,23 +118,30 @@ impl RequestRecord {
             .map(|h| h.saturating_sub(self.request_done_ns))
     }
 
-    /// Request fully read → first SSE data event written.
+    /// Time to first token: request fully read → first token-carrying event written.
     pub fn ttft_ns(&self) -> Option<u64> {
+        let first = self.stream.as_ref()?.first_content_ns?;
+        Some(first.saturating_sub(self.request_done_ns))
+    }
+
+    /// Request fully read → first event of the stream written (whatever it carries).
+    pub fn time_to_first_event_ns(&self) -> Option<u64> {
         let first = self.stream.as_ref()?.first_event_ns?;
         Some(first.saturating_sub(self.request_done_ns))
     }
 
-    /// Time per output token after the first (OpenTelemetry's
-    /// `gen_ai.server.time_per_output_token`): (last data event − first data event) /
-    /// (data events − 1); `None` for fewer than two events. The one definition the report,
-    /// the exporter and the timeline use.
+    /// Time per output token after the first (TPOT; OpenTelemetry's
+    /// `gen_ai.server.time_per_output_token`): (last − first token-carrying event) / (output
+    /// tokens − 1); `None` for fewer than two tokens. The one definition the report, the
+    /// exporter, the event log and the timeline use.
     pub fn tpot_ns(&self) -> Option<f64> {
         let s = self.stream.as_ref()?;
-        let (first, last) = (s.first_event_ns?, s.last_event_ns?);
-        (s.events >= 2).then(|| last.saturating_sub(first) as f64 / (s.events - 1) as f64)
+        let (first, last) = (s.first_content_ns?, s.last_content_ns?);
+        let tokens = self.output_tokens()?;
+        (tokens >= 2).then(|| last.saturating_sub(first) as f64 / (tokens - 1) as f64)
     }
 
-    /// Decode time: first data event → last response byte out (latency − TTFT).
+    /// Decode time: first token-carrying event → last response byte out (latency − TTFT).
     pub fn decode_ns(&self) -> Option<u64> {
         self.ttft_ns()
             .map(|ttft| self.latency_ns().saturating_sub(ttft))
@@ -124,11 +155,20 @@ impl RequestRecord {
             .or(self.usage_prompt_tokens)
     }
 
-    /// Output tokens: `usage.completion_tokens` when present, else the data-event count.
+    /// Output tokens: `usage.completion_tokens` (or the format's equivalent) when present, else
+    /// the number of token-carrying events (an estimate: see `output_tokens_estimated`).
     pub fn output_tokens(&self) -> Option<u64> {
         match &self.stream {
-            Some(s) => s.completion_tokens.or(Some(s.events)),
+            Some(s) => s.completion_tokens.or(Some(s.content_events)),
             None => self.usage_completion_tokens,
         }
+    }
+
+    /// The output tokens are counted events, not the server's usage (a server that merges
+    /// several tokens into one event makes this an undercount).
+    pub fn output_tokens_estimated(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|s| s.completion_tokens.is_none())
     }
 }

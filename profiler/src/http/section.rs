@@ -111,8 +111,8 @@ fn render_side(out: &mut String, title: &str, s: &Side) {
     );
     if let Some(st) = &s.streaming {
         let mut parts = vec![format!(
-            "{} streams, {} events ({:.1}/stream)",
-            st.streams, st.events, st.events_per_stream_mean
+            "{} streams, {} events ({:.1}/stream, {} with tokens)",
+            st.streams, st.events, st.events_per_stream_mean, st.content_events
         )];
         if let Some(t) = &st.ttft {
             parts.push(format!(
@@ -121,6 +121,11 @@ fn render_side(out: &mut String, title: &str, s: &Side) {
                 fmt_us(t.p99_us)
             ));
         }
+        if let (Some(first), Some(ttft)) = (&st.time_to_first_event, &st.ttft)
+            && first.p50_us != ttft.p50_us
+        {
+            parts.push(format!("first event p50 {}", fmt_us(first.p50_us)));
+        }
         if let Some(t) = &st.inter_token {
             parts.push(format!(
                 "inter-token p50 {} p99 {}",
@@ -128,7 +133,21 @@ fn render_side(out: &mut String, title: &str, s: &Side) {
                 fmt_us(t.p99_us)
             ));
         }
+        if let Some(t) = &st.tpot {
+            parts.push(format!(
+                "TPOT p50 {} p99 {}",
+                fmt_us(t.p50_us),
+                fmt_us(t.p99_us)
+            ));
+        }
         let mut tokens = format!("{} output tokens", st.output_tokens);
+        if st.output_tokens_estimated_streams > 0 {
+            let _ = write!(
+                tokens,
+                " (estimated from events in {} of {} streams: no usage sent)",
+                st.output_tokens_estimated_streams, st.streams
+            );
+        }
         if st.prompt_tokens > 0 {
             let _ = write!(tokens, " (prompt {})", st.prompt_tokens);
         }

@@ -1,4 +1,4 @@
-//! `text/event-stream` event splitting and `usage` token extraction (no I/O).
+//! `text/event-stream` event splitting (no I/O).
 //!
 //! Fed the de-chunked body of a response piece by piece (captured bytes, and counts of bytes the
 //! capture did not keep).
@@ -16,192 +16,19 @@
 //! data event (in LLM streams nearly every event carries data; its `[DONE]` cannot be told).
 //! Events that lie wholly inside unseen bytes cannot be counted.
 //!
-//! Usage: a byte scan (no JSON parse, works on truncated data) for `"prompt_tokens"`,
-//! `"completion_tokens"`, `"input_tokens"` or `"output_tokens"` followed by optional white
-//! space, `:`, optional white space and digits; the last value seen wins.
+//!
+//! Each data event's data (its first `EVENT_DATA_KEPT` bytes) is classified by `llm_event`:
+//! token-carrying or control. Usage counts come from `usage` over all of it.
 
-use memchr::{memchr, memchr2};
+use memchr::memchr2;
 
+use super::llm_event::classify;
 use super::record::StreamStats;
+use super::usage::UsageScanner;
 
-/// Which count a usage key gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Count {
-    Prompt,
-    Completion,
-}
-
-const KEYS: [(&[u8], Count); 4] = [
-    (b"prompt_tokens", Count::Prompt),
-    (b"completion_tokens", Count::Completion),
-    (b"input_tokens", Count::Prompt),
-    (b"output_tokens", Count::Completion),
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Phase {
-    /// Looking for an (unescaped) `"`.
-    #[default]
-    Idle,
-    /// Just after a `"`.
-    Quote,
-    /// `pos` bytes of key `k` matched.
-    Key {
-        k: u8,
-        pos: u8,
-    },
-    /// Key matched; expecting its closing `"`.
-    KeyEnd {
-        k: u8,
-    },
-    /// Expecting `:`.
-    Colon {
-        k: u8,
-    },
-    /// Expecting the first digit.
-    Value {
-        k: u8,
-    },
-    Digits {
-        k: u8,
-        value: u64,
-    },
-}
-
-/// Finds usage token counts in JSON text fed in pieces.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UsageScanner {
-    phase: Phase,
-    /// Last byte of the previous piece (to tell an escaped `\"`).
-    last: u8,
-    pub prompt_tokens: Option<u64>,
-    pub completion_tokens: Option<u64>,
-}
-
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
-}
-
-impl UsageScanner {
-    /// Scans the next piece of text.
-    pub fn feed(&mut self, data: &[u8]) {
-        let mut i = 0;
-        while i < data.len() {
-            if self.phase == Phase::Idle {
-                let Some(p) = memchr(b'"', &data[i..]) else {
-                    break;
-                };
-                let at = i + p;
-                let prev = if at > 0 { data[at - 1] } else { self.last };
-                i = at + 1;
-                if prev == b'\\' {
-                    continue;
-                }
-                let rest = &data[i..];
-                let Some(&first) = rest.first() else {
-                    self.phase = Phase::Quote;
-                    break;
-                };
-                // Fast path: the whole key and its closing quote are in this piece.
-                if let Some(k) = KEYS.iter().position(|(key, _)| key[0] == first) {
-                    let key = KEYS[k].0;
-                    if rest.len() > key.len() {
-                        if rest.starts_with(key) && rest[key.len()] == b'"' {
-                            self.phase = Phase::Colon { k: k as u8 };
-                            i += key.len() + 1;
-                        }
-                    } else {
-                        self.phase = Phase::Quote;
-                    }
-                }
-                continue;
-            }
-            self.step(data[i]);
-            i += 1;
-        }
-        if let Some(&b) = data.last() {
-            self.last = b;
-        }
-    }
-
-    /// Bytes were lost: whatever was being matched is abandoned.
-    pub fn gap(&mut self) {
-        self.phase = Phase::Idle;
-        self.last = 0;
-    }
-
-    /// The text ended (end of an event): a number being read is complete.
-    pub fn end(&mut self) {
-        if let Phase::Digits { k, value } = self.phase {
-            self.commit(k, value);
-        }
-        self.phase = Phase::Idle;
-        self.last = 0;
-    }
-
-    fn commit(&mut self, k: u8, value: u64) {
-        match KEYS[usize::from(k)].1 {
-            Count::Prompt => self.prompt_tokens = Some(value),
-            Count::Completion => self.completion_tokens = Some(value),
-        }
-    }
-
-    fn after_mismatch(b: u8) -> Phase {
-        if b == b'"' { Phase::Quote } else { Phase::Idle }
-    }
-
-    fn step(&mut self, b: u8) {
-        self.phase = match self.phase {
-            Phase::Idle => Self::after_mismatch(b),
-            Phase::Quote => match KEYS.iter().position(|(key, _)| key[0] == b) {
-                Some(k) => Phase::Key { k: k as u8, pos: 1 },
-                None => Self::after_mismatch(b),
-            },
-            Phase::Key { k, pos } => {
-                let key = KEYS[usize::from(k)].0;
-                if key[usize::from(pos)] == b {
-                    if usize::from(pos) + 1 == key.len() {
-                        Phase::KeyEnd { k }
-                    } else {
-                        Phase::Key { k, pos: pos + 1 }
-                    }
-                } else {
-                    Self::after_mismatch(b)
-                }
-            }
-            Phase::KeyEnd { k } => {
-                if b == b'"' {
-                    Phase::Colon { k }
-                } else {
-                    Phase::Idle
-                }
-            }
-            Phase::Colon { k } => match b {
-                b':' => Phase::Value { k },
-                _ if is_ws(b) => Phase::Colon { k },
-                _ => Self::after_mismatch(b),
-            },
-            Phase::Value { k } => match b {
-                b'0'..=b'9' => Phase::Digits {
-                    k,
-                    value: u64::from(b - b'0'),
-                },
-                _ if is_ws(b) => Phase::Value { k },
-                _ => Self::after_mismatch(b),
-            },
-            Phase::Digits { k, value } => match b {
-                b'0'..=b'9' => Phase::Digits {
-                    k,
-                    value: value.saturating_mul(10).saturating_add(u64::from(b - b'0')),
-                },
-                _ => {
-                    self.commit(k, value);
-                    Self::after_mismatch(b)
-                }
-            },
-        };
-    }
-}
+/// Bytes of an event's data kept for `llm_event::classify` (the fields that tell come first in
+/// every format we know; an event's text beyond this is still scanned for usage).
+pub const EVENT_DATA_KEPT: usize = 1024;
 
 /// Where the scanner is within the current line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +102,8 @@ pub struct SseScanner {
     val_len: u64,
     /// The current data line's value is a prefix of `[DONE]` so far.
     val_done: bool,
+    /// The current event's data (lines joined by `\n`), its first `EVENT_DATA_KEPT` bytes.
+    ev_data: Vec<u8>,
     usage: UsageScanner,
 }
 
@@ -291,6 +120,7 @@ impl SseScanner {
             resync_ts: None,
             val_len: 0,
             val_done: true,
+            ev_data: Vec::new(),
             usage: UsageScanner::default(),
         }
     }
@@ -392,6 +222,12 @@ impl SseScanner {
         }
         self.val_len = self.val_len.saturating_add(v.len() as u64);
         self.usage.feed(v);
+        self.keep(v);
+    }
+
+    fn keep(&mut self, v: &[u8]) {
+        let room = EVENT_DATA_KEPT.saturating_sub(self.ev_data.len());
+        self.ev_data.extend_from_slice(&v[..v.len().min(room)]);
     }
 
     fn line_end(&mut self, b: u8, ts_ns: u64) {
@@ -413,6 +249,7 @@ impl SseScanner {
                 self.ev_data_lines = self.ev_data_lines.saturating_add(1);
                 // Data lines join with a newline.
                 self.usage.feed(b"\n");
+                self.keep(b"\n");
             }
             Line::Field(_) | Line::Other => {}
         }
@@ -426,16 +263,10 @@ impl SseScanner {
             _ => true,
         };
         if is_data {
-            let s = &mut self.stats;
-            s.events += 1;
-            if let Some(last) = s.last_event_ns
-                && s.inter_event_ns.len() < self.max_gaps
-            {
-                s.inter_event_ns.push(ts_ns.saturating_sub(last));
-            }
-            s.first_event_ns.get_or_insert(ts_ns);
-            s.last_event_ns = Some(ts_ns);
+            let carries_tokens = classify(&self.ev_data).carries_tokens();
+            self.stats.on_event(ts_ns, carries_tokens, self.max_gaps);
         }
+        self.ev_data.clear();
         self.usage.end();
         self.ev_data_lines = 0;
         self.ev_first_done = false;
@@ -446,60 +277,6 @@ impl SseScanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn usage(text: &[u8]) -> (Option<u64>, Option<u64>) {
-        let mut u = UsageScanner::default();
-        u.feed(text);
-        u.end();
-        (u.prompt_tokens, u.completion_tokens)
-    }
-
-    #[test]
-    fn usage_keys() {
-        assert_eq!(
-            usage(br#"{"usage":{"prompt_tokens":12,"completion_tokens": 345,"total_tokens":357}}"#),
-            (Some(12), Some(345))
-        );
-        assert_eq!(
-            usage(br#"{"usage": {"input_tokens" : 7 , "output_tokens":	9}}"#),
-            (Some(7), Some(9))
-        );
-        // Similar keys and escaped quotes do not match; null is no value.
-        assert_eq!(
-            usage(br#"{"completion_tokens_details":{"x":1},"prompt_tokens":null}"#),
-            (None, None)
-        );
-        assert_eq!(
-            usage(br#"{"text":"say \"prompt_tokens\": 5"}"#),
-            (None, None)
-        );
-        // Truncated text still yields what was complete, and a number cut by the end counts.
-        assert_eq!(
-            usage(br#"{"prompt_tokens":5,"completion_tok"#),
-            (Some(5), None)
-        );
-        assert_eq!(usage(br#"{"prompt_tokens":51"#), (Some(51), None));
-        // Huge numbers saturate.
-        assert_eq!(
-            usage(br#"{"prompt_tokens":99999999999999999999999999}"#),
-            (Some(u64::MAX), None)
-        );
-    }
-
-    #[test]
-    fn usage_split_anywhere() {
-        let text = br#"{"usage":{"prompt_tokens":12,"completion_tokens":345}}"#;
-        for split in 0..text.len() {
-            let mut u = UsageScanner::default();
-            u.feed(&text[..split]);
-            u.feed(&text[split..]);
-            assert_eq!(
-                (u.prompt_tokens, u.completion_tokens),
-                (Some(12), Some(345)),
-                "split {split}"
-            );
-        }
-    }
 
     #[test]
     fn events_and_done() {
@@ -512,8 +289,8 @@ mod tests {
         let st = s.into_stats();
         assert_eq!(st.events, 2);
         assert_eq!(st.first_event_ns, Some(100));
-        assert_eq!(st.last_event_ns, Some(200));
-        assert_eq!(st.inter_event_ns, vec![100]);
+        assert_eq!(st.last_content_ns, Some(200));
+        assert_eq!(st.inter_token_ns, vec![100]);
     }
 
     #[test]
@@ -533,7 +310,7 @@ mod tests {
             .map(|i| i + 2)
             .collect();
         assert_eq!(st.first_event_ns, Some(blank[0] as u64));
-        assert_eq!(st.last_event_ns, Some(blank[1] as u64));
+        assert_eq!(st.last_content_ns, Some(blank[1] as u64));
     }
 
     #[test]
@@ -560,11 +337,13 @@ mod tests {
         s.feed(b"dd\"}\n\n", 60);
         let st = s.into_stats();
         assert_eq!(st.events, 8);
+        assert_eq!(st.content_events, 7);
         assert_eq!(
-            st.inter_event_ns,
-            vec![1, 0, 7, 10, 10, 10, 20],
+            st.inter_token_ns,
+            // The usage-only event at 20 carries no token.
+            vec![1, 0, 7, 20, 10, 20],
             "{:?}",
-            (st.first_event_ns, st.last_event_ns)
+            (st.first_event_ns, st.last_content_ns)
         );
         assert_eq!(st.completion_tokens, Some(4));
     }
@@ -577,6 +356,6 @@ mod tests {
         }
         let st = s.into_stats();
         assert_eq!(st.events, 10);
-        assert_eq!(st.inter_event_ns, vec![10, 10, 10]);
+        assert_eq!(st.inter_token_ns, vec![10, 10, 10]);
     }
 }

@@ -93,19 +93,29 @@ pub struct ProcessRequests {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Streaming {
     pub streams: u64,
-    /// SSE data events over all streams.
+    /// Stream events over all streams (SSE data events, NDJSON lines).
     pub events: u64,
     pub events_per_stream_mean: f64,
-    /// Request fully transferred → first data event.
+    /// …of which carried output tokens (not role-only, empty, usage-only or lifecycle events).
+    pub content_events: u64,
+    /// Time to first token: request fully transferred → first token-carrying event.
     pub ttft: Option<Dist>,
-    /// All gaps between consecutive data events, over all streams.
+    /// Request fully transferred → first event, whatever it carried.
+    pub time_to_first_event: Option<Dist>,
+    /// Inter-token latency: all gaps between consecutive token-carrying events, over all
+    /// streams.
     pub inter_token: Option<Dist>,
+    /// Time per output token per stream: (last − first token-carrying event) / (output tokens
+    /// − 1), over streams with two or more tokens.
+    pub tpot: Option<Dist>,
+    /// Streams whose output tokens are counted events (no usage in the stream).
+    pub output_tokens_estimated_streams: u64,
     /// Whole-stream latency (first request byte → last response byte).
     pub duration: Dist,
     /// Sums of `usage` values where present.
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
-    /// Sum of `usage.completion_tokens` where present, else of the data-event count.
+    /// Sum of `usage.completion_tokens` where present, else of the token-carrying events.
     pub output_tokens: u64,
     /// Σ prompt tokens / Σ TTFT over streams having both; `None` when there are none.
     pub prefill_tokens_per_s: Option<f64>,
@@ -170,8 +180,12 @@ struct ProcCounts {
 struct StreamAcc {
     streams: u64,
     events: u64,
+    content_events: u64,
+    estimated: u64,
     ttft: Histogram<u64>,
+    first_event: Histogram<u64>,
     inter_token: Histogram<u64>,
+    tpot: Histogram<u64>,
     duration: Histogram<u64>,
     prompt_tokens: u64,
     completion_tokens: u64,
@@ -189,8 +203,12 @@ impl StreamAcc {
         StreamAcc {
             streams: 0,
             events: 0,
+            content_events: 0,
+            estimated: 0,
             ttft: new_hist(),
+            first_event: new_hist(),
             inter_token: new_hist(),
+            tpot: new_hist(),
             duration: new_hist(),
             prompt_tokens: 0,
             completion_tokens: 0,
@@ -210,8 +228,12 @@ impl StreamAcc {
             streams: self.streams,
             events: self.events,
             events_per_stream_mean: ratio(self.events as f64, self.streams as f64).unwrap_or(0.0),
+            content_events: self.content_events,
             ttft: dist(&self.ttft),
+            time_to_first_event: dist(&self.first_event),
             inter_token: dist(&self.inter_token),
+            tpot: dist(&self.tpot),
+            output_tokens_estimated_streams: self.estimated,
             duration: dist(&self.duration)?,
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens,
@@ -322,9 +344,17 @@ impl SideAcc {
             let s = self.streaming.get_or_insert_with(StreamAcc::new);
             s.streams += 1;
             s.events += stream.events;
+            s.content_events += stream.content_events;
+            s.estimated += u64::from(rec.output_tokens_estimated());
             record_ns(&mut s.duration, latency);
-            for &gap in &stream.inter_event_ns {
+            for &gap in &stream.inter_token_ns {
                 record_ns(&mut s.inter_token, gap);
+            }
+            if let Some(first) = rec.time_to_first_event_ns() {
+                record_ns(&mut s.first_event, first);
+            }
+            if let Some(tpot) = rec.tpot_ns() {
+                record_ns(&mut s.tpot, tpot.round() as u64);
             }
             let prompt = rec.prompt_tokens();
             let completion = stream.completion_tokens.or(rec.usage_completion_tokens);

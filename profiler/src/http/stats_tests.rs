@@ -206,7 +206,8 @@ fn streaming_rates_none_without_ttft_or_prompt() {
     let mut st = RequestStats::new(SlaTargets::default());
     let mut r = stream_rec(0, 100, 1100, 0, None, None);
     r.stream.as_mut().unwrap().first_event_ns = None;
-    r.stream.as_mut().unwrap().last_event_ns = None;
+    r.stream.as_mut().unwrap().first_content_ns = None;
+    r.stream.as_mut().unwrap().last_content_ns = None;
     st.record(1, &r);
     let sm = st.report(1.0).server.unwrap().streaming.unwrap();
     assert_eq!(sm.streams, 1);
@@ -372,8 +373,12 @@ fn report_json_shape() {
         "streams",
         "events",
         "events_per_stream_mean",
+        "content_events",
         "ttft",
+        "time_to_first_event",
         "inter_token",
+        "tpot",
+        "output_tokens_estimated_streams",
         "duration",
         "prompt_tokens",
         "completion_tokens",
@@ -384,7 +389,7 @@ fn report_json_shape() {
     ] {
         assert!(sm.contains_key(k), "{k}");
     }
-    assert_eq!(sm.len(), 12);
+    assert_eq!(sm.len(), 16);
     assert_eq!(sm["completion_tokens"], 0);
     assert_eq!(sm["output_tokens"], 11);
     let sla = &s["sla"][0];
@@ -476,7 +481,9 @@ fn render_text_sections() {
     assert!(text.contains("  latency     p50 2.0 ms"), "{text}");
     assert!(text.contains("jitter (stddev)"), "{text}");
     assert!(
-        text.contains("  streaming   1 streams, 11 events (11.0/stream); TTFT p50 100.0 ms"),
+        text.contains(
+            "  streaming   1 streams, 11 events (11.0/stream, 11 with tokens); TTFT p50 100.0 ms"
+        ),
         "{text}"
     );
     assert!(text.contains("20 output tokens (prompt 50)"), "{text}");

@@ -54,9 +54,11 @@ pub(crate) fn stream_rec(
         outcome: Outcome::Complete,
         stream: Some(StreamStats {
             events,
+            content_events: events,
             first_event_ns: Some((10 + first) * MS),
-            last_event_ns: Some((10 + end) * MS),
-            inter_event_ns: vec![gap; events.saturating_sub(1) as usize],
+            first_content_ns: Some((10 + first) * MS),
+            last_content_ns: Some((10 + end) * MS),
+            inter_token_ns: vec![gap; events.saturating_sub(1) as usize],
             prompt_tokens: prompt,
             completion_tokens: completion,
         }),

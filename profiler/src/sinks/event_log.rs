@@ -24,11 +24,21 @@ pub struct EventLine {
     pub error: bool,
     pub latency_us: f64,
     pub headers_us: Option<f64>,
+    /// Time to first token: request read → first token-carrying event written.
     pub ttft_us: Option<f64>,
-    /// SSE data events; `None` when the response was not a stream.
+    /// Request read → first stream event written, whatever it carried.
+    pub first_event_us: Option<f64>,
+    /// Time per output token: (last − first token-carrying event) / (output tokens − 1).
+    pub tpot_us: Option<f64>,
+    /// Stream events (SSE data events, NDJSON lines); `None` when the response was not a
+    /// stream.
     pub events: Option<u64>,
+    /// …of which carried tokens.
+    pub content_events: Option<u64>,
     pub prompt_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
+    /// `output_tokens` counts token-carrying events: the stream sent no usage.
+    pub output_tokens_estimated: bool,
     pub request_bytes: u64,
     pub response_bytes: u64,
     pub framing_lost: bool,
@@ -49,9 +59,13 @@ impl EventLine {
             latency_us: us(rec.latency_ns()),
             headers_us: rec.time_to_headers_ns().map(us),
             ttft_us: rec.ttft_ns().map(us),
+            first_event_us: rec.time_to_first_event_ns().map(us),
+            tpot_us: rec.tpot_ns().map(|ns| ns / 1e3),
             events: rec.stream.as_ref().map(|s| s.events),
+            content_events: rec.stream.as_ref().map(|s| s.content_events),
             prompt_tokens: rec.prompt_tokens(),
             output_tokens: rec.output_tokens(),
+            output_tokens_estimated: rec.output_tokens_estimated(),
             request_bytes: rec.request_bytes,
             response_bytes: rec.response_bytes,
             framing_lost: rec.framing_lost,
@@ -133,20 +147,24 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "content_events",
                 "error",
                 "events",
+                "first_event_us",
                 "framing_lost",
                 "headers_us",
                 "latency_us",
                 "method",
                 "outcome",
                 "output_tokens",
+                "output_tokens_estimated",
                 "pid",
                 "prompt_tokens",
                 "request_bytes",
                 "response_bytes",
                 "role",
                 "status",
+                "tpot_us",
                 "ts_unix_s",
                 "ttft_us"
             ]
@@ -179,6 +197,11 @@ mod tests {
         assert_eq!(v["events"], 4);
         assert_eq!(v["prompt_tokens"], 9);
         assert_eq!(v["output_tokens"], 4);
+        assert_eq!(v["output_tokens_estimated"], true);
+        assert_eq!(v["content_events"], 4);
+        // 4 events 1000 ms apart from first to last: 3 gaps over 3 tokens after the first.
+        assert!(close(v["tpot_us"].as_f64().unwrap(), 333_333.3, 1e-6));
+        assert_eq!(v["first_event_us"], 100_000.0);
         assert!(close(v["ts_unix_s"].as_f64().unwrap(), 0.01, 1e-12));
     }
 }

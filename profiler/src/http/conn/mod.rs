@@ -33,7 +33,8 @@ use std::collections::VecDeque;
 
 use super::parse::{Body, HeadAcc, LineClass, Method, Piece, classify_request_line};
 use super::record::{Outcome, RequestRecord, Role};
-use super::sse::{SseScanner, UsageScanner};
+use super::stream::StreamScanner;
+use super::usage::UsageScanner;
 
 mod request;
 mod response;
@@ -171,7 +172,7 @@ struct Exchange {
     resp_last_ns: u64,
     status: Option<u16>,
     headers_ns: Option<u64>,
-    sse: Option<Box<SseScanner>>,
+    stream: Option<Box<StreamScanner>>,
     json: Option<UsageScanner>,
     framing_lost: bool,
     /// Requests dropped (beyond `max_pending`) right after this one: their responses follow
@@ -189,16 +190,16 @@ impl Exchange {
     fn body_piece(&mut self, p: Piece<'_>, ts_ns: u64) {
         match p {
             Piece::Seen(s) => {
-                if let Some(sse) = self.sse.as_mut() {
-                    sse.feed(s, ts_ns);
+                if let Some(stream) = self.stream.as_mut() {
+                    stream.feed(s, ts_ns);
                 }
                 if let Some(j) = self.json.as_mut() {
                     j.feed(s);
                 }
             }
             Piece::Unseen(n) => {
-                if let Some(sse) = self.sse.as_mut() {
-                    sse.skip(n, ts_ns);
+                if let Some(stream) = self.stream.as_mut() {
+                    stream.skip(n, ts_ns);
                 }
                 if let Some(j) = self.json.as_mut() {
                     j.gap();
@@ -381,7 +382,7 @@ impl Connection {
             headers_ns: ex.headers_ns,
             end_ns,
             outcome,
-            stream: ex.sse.map(|s| s.into_stats()),
+            stream: ex.stream.map(|s| s.into_stats()),
             usage_prompt_tokens: ex.json.as_ref().and_then(|j| j.prompt_tokens),
             usage_completion_tokens: ex.json.as_ref().and_then(|j| j.completion_tokens),
             framing_lost: ex.framing_lost,

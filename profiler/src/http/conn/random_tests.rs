@@ -71,7 +71,7 @@ fn check_invariants(t: &T, limits: &Limits) {
             Outcome::Reset => {}
         }
         if let Some(s) = &rec.stream {
-            assert!(s.inter_event_ns.len() <= limits.max_gaps_per_stream);
+            assert!(s.inter_token_ns.len() <= limits.max_gaps_per_stream);
             assert_eq!(s.first_event_ns.is_some(), s.events > 0, "{rec:?}");
         }
     }

@@ -9,7 +9,8 @@ use crate::http::parse::{
     response_kind,
 };
 use crate::http::record::RequestRecord;
-use crate::http::sse::{SseScanner, UsageScanner};
+use crate::http::stream::StreamScanner;
+use crate::http::usage::UsageScanner;
 
 impl Connection {
     fn response_lost(&mut self) {
@@ -48,12 +49,9 @@ impl Connection {
             ResponseKind::Final(framing) => {
                 ex.status = Some(status);
                 ex.headers_ns = Some(ts_ns);
-                match info.content {
-                    ContentKind::EventStream => {
-                        ex.sse = Some(Box::new(SseScanner::new(max_gaps)));
-                    }
-                    ContentKind::Json => ex.json = Some(UsageScanner::default()),
-                    ContentKind::Other => {}
+                ex.stream = StreamScanner::for_content(info.content, max_gaps);
+                if info.content == ContentKind::Json {
+                    ex.json = Some(UsageScanner::default());
                 }
                 match framing {
                     Framing::Empty => self.finish_response(ts_ns, out),
@@ -81,12 +79,9 @@ impl Connection {
         {
             ex.status = Some(status);
             ex.headers_ns = Some(ts_ns);
-            match info.content {
-                ContentKind::EventStream => {
-                    ex.sse = Some(Box::new(SseScanner::new(max_gaps)));
-                }
-                ContentKind::Json => ex.json = Some(UsageScanner::default()),
-                ContentKind::Other => {}
+            ex.stream = StreamScanner::for_content(info.content, max_gaps);
+            if info.content == ContentKind::Json {
+                ex.json = Some(UsageScanner::default());
             }
         }
         self.response_lost();

@@ -33,9 +33,11 @@ fn sse_events_one_per_write() {
         s,
         StreamStats {
             events: 5,
+            content_events: 5,
             first_event_ns: Some(1_000),
-            last_event_ns: Some(2_100),
-            inter_event_ns: vec![300, 50, 650, 100],
+            first_content_ns: Some(1_000),
+            last_content_ns: Some(2_100),
+            inter_token_ns: vec![300, 50, 650, 100],
             prompt_tokens: Some(17),
             completion_tokens: Some(5),
         }
@@ -65,7 +67,7 @@ fn sse_chunk_frames_split_hyper_and_otherwise() {
     let s = rec.stream.unwrap();
     assert_eq!(s.events, 4);
     assert_eq!(s.first_event_ns, Some(10));
-    assert_eq!(s.inter_event_ns, vec![0, 12, 8]);
+    assert_eq!(s.inter_token_ns, vec![0, 12, 8]);
     assert_eq!(s.prompt_tokens, None);
 }
 
@@ -87,8 +89,11 @@ fn sse_events_larger_than_capture() {
     assert!(!rec.framing_lost);
     let s = rec.stream.unwrap();
     assert_eq!(s.events, 4);
-    assert_eq!((s.first_event_ns, s.last_event_ns), (Some(100), Some(400)));
-    assert_eq!(s.inter_event_ns, vec![100, 100, 100]);
+    assert_eq!(
+        (s.first_event_ns, s.last_content_ns),
+        (Some(100), Some(400))
+    );
+    assert_eq!(s.inter_token_ns, vec![100, 100, 100]);
 }
 
 #[test]
@@ -110,7 +115,7 @@ fn sse_close_delimited_and_truncated_events() {
     assert_eq!(rec.outcome, Outcome::Complete);
     let s = rec.stream.unwrap();
     assert_eq!(s.events, 2);
-    assert_eq!((s.first_event_ns, s.last_event_ns), (Some(5), Some(7)));
+    assert_eq!((s.first_event_ns, s.last_content_ns), (Some(5), Some(7)));
 }
 
 #[test]

@@ -26,8 +26,11 @@ pub enum ContentKind {
     Other,
     /// `text/event-stream`.
     EventStream,
-    /// `application/json` or any `…json` media type.
+    /// `application/json` or any other `…json` media type.
     Json,
+    /// Newline-delimited JSON: `application/x-ndjson`, `application/ndjson`,
+    /// `application/jsonl`, `application/x-jsonlines`.
+    Ndjson,
 }
 
 /// What the analyzer needs from a head's header fields.
@@ -65,8 +68,16 @@ fn parse_length(v: &[u8]) -> Option<u64> {
 
 fn content_kind(v: &[u8]) -> ContentKind {
     let media = trim(v.split(|&b| b == b';').next().unwrap_or(v));
+    const NDJSON: [&[u8]; 4] = [
+        b"application/x-ndjson",
+        b"application/ndjson",
+        b"application/jsonl",
+        b"application/x-jsonlines",
+    ];
     if media.eq_ignore_ascii_case(b"text/event-stream") {
         ContentKind::EventStream
+    } else if NDJSON.iter().any(|m| media.eq_ignore_ascii_case(m)) {
+        ContentKind::Ndjson
     } else if media.len() >= 4 && media[media.len() - 4..].eq_ignore_ascii_case(b"json") {
         ContentKind::Json
     } else {

@@ -37,9 +37,11 @@ fn streamed() -> RequestRecord {
     let mut r = request("POST", Some(200), 300, Outcome::Complete);
     r.stream = Some(StreamStats {
         events: 11,
+        content_events: 11,
         first_event_ns: Some(1_000_000 + 40_000_000),
-        last_event_ns: Some(1_000_000 + 40_000_000 + 10 * 20_000_000),
-        inter_event_ns: vec![20_000_000; 10],
+        first_content_ns: Some(1_000_000 + 40_000_000),
+        last_content_ns: Some(1_000_000 + 40_000_000 + 10 * 20_000_000),
+        inter_token_ns: vec![20_000_000; 10],
         prompt_tokens: Some(7),
         completion_tokens: None,
     });

@@ -170,9 +170,11 @@ mod tests {
             },
             stream: stream.then(|| StreamStats {
                 events: 16,
+                content_events: 16,
                 first_event_ns: Some(3_100_000),
-                last_event_ns: Some(8_900_000),
-                inter_event_ns: Vec::new(),
+                first_content_ns: Some(3_100_000),
+                last_content_ns: Some(8_900_000),
+                inter_token_ns: Vec::new(),
                 prompt_tokens: Some(5),
                 completion_tokens: Some(16),
             }),
