@@ -2,8 +2,18 @@
 //! and the capture configuration.
 
 /// Largest number of leading payload bytes captured per socket syscall (`--capture-bytes` upper
-/// bound). A power of two: the eBPF side masks offsets with it to satisfy the verifier.
+/// bound).
 pub const CAPTURE_MAX: usize = 4096;
+
+/// A transfer that begins like an HTTP head (three upper-case letters: a method or `HTTP`) and
+/// is longer than `--capture-bytes` has its leading bytes captured up to this many, so request
+/// and response heads up to 8 KiB are parsed whole at the default capture (flat buffers: read,
+/// recv, write, send). A power of two: the eBPF side masks offsets with it for the verifier.
+pub const HEAD_CAPTURE_MAX: usize = 8192;
+
+/// A transfer longer than what was captured of its start also has its last this many bytes
+/// captured (flat buffers), where a non-streamed JSON body keeps its `usage`.
+pub const TAIL_CAPTURE: usize = 512;
 
 /// Capacity of the map of file descriptors known to be sockets, per (tgid, fd).
 pub const MAX_SOCKET_FDS: u32 = 65_536;
@@ -25,7 +35,8 @@ pub mod sock_event {
     pub const CONNECT: u8 = 5;
 }
 
-/// One socket event in the ring buffer, followed by `captured` payload bytes.
+/// One socket event in the ring buffer, followed by `captured` leading payload bytes and then
+/// `tail` bytes that ended the transfer (the bytes between them were not captured).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SockEventHeader {
@@ -42,7 +53,9 @@ pub struct SockEventHeader {
     pub kind: u8,
     /// Address family (AF_INET, AF_INET6, AF_UNIX) when known; 0 unknown.
     pub family: u8,
-    pub _pad: [u8; 6],
+    /// Bytes of the transfer's end after the leading ones (≤ `TAIL_CAPTURE`).
+    pub tail: u16,
+    pub _pad: [u8; 4],
     /// The TCP connection's addresses, read from the socket at the event (so a socket address
     /// reused by a later connection cannot mislead): on the first transfer the kernel sees on
     /// this fd for this socket; `addrs.family` 0 on the others.
@@ -54,16 +67,17 @@ pub const SOCK_EVENT_HEADER_SIZE: usize = 88;
 const _: () = assert!(core::mem::size_of::<SockEventHeader>() == SOCK_EVENT_HEADER_SIZE);
 
 /// Per-CPU scratch space where an event is assembled before it is copied to the ring buffer.
-/// The data area is twice the capture limit so a masked offset plus a clamped length always fits.
+/// The data area holds an offset masked to `2 × HEAD_CAPTURE_MAX` plus a length clamped to
+/// `HEAD_CAPTURE_MAX`, so every write provably fits.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SockEventBuf {
     pub header: SockEventHeader,
-    pub data: [u8; 2 * CAPTURE_MAX],
+    pub data: [u8; 3 * HEAD_CAPTURE_MAX],
 }
 
 /// `size_of::<SockEventBuf>()` (kernel-side scratch only; never read by userspace).
-pub const SOCK_EVENT_BUF_SIZE: usize = 8280;
+pub const SOCK_EVENT_BUF_SIZE: usize = 24664;
 const _: () = assert!(core::mem::size_of::<SockEventBuf>() == SOCK_EVENT_BUF_SIZE);
 
 /// Socket probe configuration, written by userspace before load.

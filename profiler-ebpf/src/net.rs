@@ -17,8 +17,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use profiler_common::{
-    CAPTURE_MAX, ConnAddrs, MAX_ACTIVE_CALLS, MAX_SOCKET_FDS, NetConfig, SOCK_RING_BYTES,
-    SockEventBuf, SockEventHeader, SocketOffsets, counter, sock_event,
+    ConnAddrs, HEAD_CAPTURE_MAX, MAX_ACTIVE_CALLS, MAX_SOCKET_FDS, NetConfig, SOCK_RING_BYTES,
+    SockEventBuf, SockEventHeader, SocketOffsets, TAIL_CAPTURE, counter, sock_event,
 };
 
 use crate::{
@@ -392,7 +392,8 @@ pub(crate) fn header(
         captured: 0,
         kind,
         family,
-        _pad: [0; 6],
+        tail: 0,
+        _pad: [0; 4],
         addrs: ConnAddrs {
             family: 0,
             sport: 0,
@@ -417,21 +418,48 @@ pub(crate) fn emit(header: SockEventHeader, call: Option<&ActiveCall>, ret: i64)
     let scratch = unsafe { &mut *scratch };
     scratch.header = header;
     let mut captured = 0u64;
+    let mut tail = 0u64;
     if let Some(call) = call
         && ret > 0
     {
-        let mut want = config().capture_bytes as u64;
+        let data = scratch.data.as_mut_ptr();
+        let cap = config().capture_bytes as u64;
+        let mut want = cap;
         if want > ret as u64 {
             want = ret as u64;
         }
-        captured = capture(call, want, scratch.data.as_mut_ptr());
+        captured = capture(call, want, data);
+        if cap > 0 && ret as u64 > captured && captured == want {
+            if call.layout == LAYOUT_BUF
+                && looks_like_head(&scratch.data)
+                && captured < HEAD_CAPTURE_MAX as u64
+            {
+                let mut more = ret as u64 - captured;
+                if more > HEAD_CAPTURE_MAX as u64 - captured {
+                    more = HEAD_CAPTURE_MAX as u64 - captured;
+                }
+                captured += copy_user(data, captured, call.buf + captured, more);
+            }
+            if ret as u64 > captured {
+                let mut n = ret as u64 - captured;
+                if n > TAIL_CAPTURE as u64 {
+                    n = TAIL_CAPTURE as u64;
+                }
+                tail = capture_tail(call, ret as u64, n, data, captured);
+            }
+        }
     }
-    if captured > CAPTURE_MAX as u64 {
-        captured = CAPTURE_MAX as u64;
+    if captured > HEAD_CAPTURE_MAX as u64 {
+        captured = HEAD_CAPTURE_MAX as u64;
+    }
+    if tail > TAIL_CAPTURE as u64 {
+        tail = TAIL_CAPTURE as u64;
     }
     scratch.header.captured = captured as u32;
-    let size = core::mem::size_of::<SockEventHeader>() + captured as usize;
-    // SAFETY: `scratch` is a SockEventBuf; `size` ≤ header + CAPTURE_MAX ≤ its size.
+    scratch.header.tail = tail as u16;
+    let size = core::mem::size_of::<SockEventHeader>() + captured as usize + tail as usize;
+    // SAFETY: `scratch` is a SockEventBuf; `size` ≤ header + HEAD_CAPTURE_MAX + TAIL_CAPTURE ≤
+    // its size.
     let bytes =
         unsafe { core::slice::from_raw_parts(scratch as *const SockEventBuf as *const u8, size) };
     if SOCK_EVENTS
@@ -460,6 +488,49 @@ fn capture(call: &ActiveCall, want: u64, data: *mut u8) -> u64 {
     }
 }
 
+/// Copies the last `n` of the transfer's `end` bytes to `data[off..]` (for scattered buffers,
+/// only the part in the buffer where the transfer ended); returns how many it copied.
+#[inline(always)]
+fn capture_tail(call: &ActiveCall, end: u64, n: u64, data: *mut u8, off: u64) -> u64 {
+    match call.layout {
+        LAYOUT_BUF => copy_user(data, off, call.buf + end - n, n),
+        LAYOUT_IOV => tail_iov(call.buf, call.count, end, n, data, off),
+        LAYOUT_MSG => {
+            // SAFETY: reading user memory through the checked helper (user_msghdr as above).
+            let iov = unsafe { bpf_probe_read_user((call.buf + 16) as *const u64) }.unwrap_or(0);
+            // SAFETY: as above.
+            let iovlen = unsafe { bpf_probe_read_user((call.buf + 24) as *const u64) }.unwrap_or(0);
+            tail_iov(iov, iovlen, end, n, data, off)
+        }
+        _ => 0,
+    }
+}
+
+#[inline(always)]
+fn tail_iov(iov: u64, iovcnt: u64, end: u64, n: u64, data: *mut u8, off: u64) -> u64 {
+    let mut total = 0u64;
+    for i in 0..MAX_IOV {
+        if i >= iovcnt {
+            break;
+        }
+        // SAFETY: reading user memory through the checked helper.
+        let Ok(entry) = (unsafe { bpf_probe_read_user((iov + i * 16) as *const [u64; 2]) }) else {
+            break;
+        };
+        total += entry[1];
+        if total >= end {
+            // The transfer ended `used` bytes into this buffer.
+            let used = entry[1] - (total - end);
+            let mut take = n;
+            if take > used {
+                take = used;
+            }
+            return copy_user(data, off, entry[0] + used - take, take);
+        }
+    }
+    0
+}
+
 #[inline(always)]
 fn capture_iov(iov: u64, iovcnt: u64, want: u64, data: *mut u8) -> u64 {
     let mut off = 0u64;
@@ -485,15 +556,23 @@ fn capture_iov(iov: u64, iovcnt: u64, want: u64, data: *mut u8) -> u64 {
     off
 }
 
+/// Whether captured bytes begin like an HTTP head: three upper-case letters (a method, `HTTP`).
+/// A chunk-size line in upper-case hex can pass too: that only copies more.
+#[inline(always)]
+fn looks_like_head(data: &[u8; 3 * HEAD_CAPTURE_MAX]) -> bool {
+    data[0].is_ascii_uppercase() && data[1].is_ascii_uppercase() && data[2].is_ascii_uppercase()
+}
+
 /// Copies `n` bytes from user address `src` to `data[off..]`; returns `n`, or 0 on a fault.
 #[inline(always)]
 fn copy_user(data: *mut u8, off: u64, src: u64, n: u64) -> u64 {
-    // The masks are no-ops for valid inputs (off < want ≤ CAPTURE_MAX, n ≤ CAPTURE_MAX) and let
-    // the verifier prove the write stays inside the 2 × CAPTURE_MAX data area.
-    let off = off & (CAPTURE_MAX as u64 - 1);
+    // The mask and the clamp are no-ops for valid inputs (off ≤ HEAD_CAPTURE_MAX, n ≤
+    // HEAD_CAPTURE_MAX) and let the verifier prove the write stays inside the
+    // 3 × HEAD_CAPTURE_MAX data area.
+    let off = off & (2 * HEAD_CAPTURE_MAX as u64 - 1);
     let mut n = n;
-    if n > CAPTURE_MAX as u64 {
-        n = CAPTURE_MAX as u64;
+    if n > HEAD_CAPTURE_MAX as u64 {
+        n = HEAD_CAPTURE_MAX as u64;
     }
     // SAFETY: dst is inside the scratch buffer (bounds above); the helper checks src.
     let rc = unsafe {

@@ -1,10 +1,12 @@
 //! Streaming (server-sent events) metrics against the hyper server's own timestamps.
 //!
-//! The server writes N token events, event i due at handler start + (i+1)·D, then with
-//! `usage=1` one more data event carrying `usage` (right after the last token, in the same
-//! write), then `data: [DONE]`. The profiler counts every data event except `[DONE]` — so
-//! N + 1 per stream with usage, N without — and reports output tokens from
-//! `usage.completion_tokens` when present, else from the event count.
+//! The server writes a role-only chunk at once (no token, as LLM servers do), N token events,
+//! event i due at handler start + (i+1)·D, then with `usage=1` one more data event carrying
+//! `usage` (right after the last token), then `data: [DONE]`. The profiler counts every data
+//! event except `[DONE]` (N + 2 per stream with usage, N + 1 without), of which N carry tokens;
+//! TTFT is timed to the first token event, the inter-token gaps and TPOT over token events,
+//! output tokens from `usage.completion_tokens` when present, else the token events (marked
+//! estimated).
 
 use profiler_tests::{http::*, privileged};
 use serde_json::Value;
@@ -22,8 +24,8 @@ fn streaming(run: &Profiled) -> &Value {
     st
 }
 
-/// Inter-token p50 within 10% of the delay (and shown against the server's gaps), TTFT p50
-/// within max(10%, 1 ms) of the server's.
+/// Inter-token and TPOT p50 within 10% of the delay (and shown against the server's gaps), TTFT
+/// and time to first event p50 within max(10%, 1 ms) of the server's.
 fn check_timing(st: &Value, truth: &[Value], delay_ms: f64) {
     let gaps: Vec<f64> = truth
         .iter()
@@ -33,7 +35,19 @@ fn check_timing(st: &Value, truth: &[Value], delay_ms: f64) {
     assert_eq!(
         count(&st["inter_token"]["count"], "inter_token.count"),
         gaps.len() as u64,
-        "inter-token gaps (between consecutive data events)"
+        "inter-token gaps (between consecutive token events)"
+    );
+    assert_eq!(
+        count(&st["tpot"]["count"], "tpot.count"),
+        truth.len() as u64,
+        "one TPOT per stream"
+    );
+    assert_close(
+        "TPOT p50 vs delay",
+        dist(st, "tpot", "p50_us"),
+        delay_ms * 1000.0,
+        0.10,
+        0.0,
     );
     assert_eq!(
         count(&st["ttft"]["count"], "ttft.count"),
@@ -61,32 +75,53 @@ fn check_timing(st: &Value, truth: &[Value], delay_ms: f64) {
         0.10,
         1000.0,
     );
+    let first = truth_values(truth, "first_event_us");
+    assert_close(
+        "time to first event p50 vs server",
+        dist(st, "time_to_first_event", "p50_us"),
+        percentile(&first, 50.0),
+        0.10,
+        1000.0,
+    );
+    assert!(
+        percentile(&first, 50.0) < percentile(&ttft, 50.0) - delay_ms * 500.0,
+        "the role chunk goes out before the first token"
+    );
 }
 
-/// Three streams of 20 events 20 ms apart with usage, one after the other on one keep-alive
-/// connection (one curl): 3 streams, 21 events each, tokens from usage, timing.
+/// Three streams of 20 token events 20 ms apart after a role chunk, with usage, one after the
+/// other on one keep-alive connection (one curl): 3 streams, 22 events each (20 with tokens),
+/// tokens from usage, timing.
 #[test]
 fn sse_streams_with_usage() {
     if !privileged("sse_streams_with_usage") {
         return;
     }
     let hyper = HyperServer::start(&[]);
-    let url = hyper.url("/sse?events=20&delay_ms=20&usage=1&prompt_tokens=17");
+    let url = hyper.url("/sse?events=20&delay_ms=20&usage=1&prompt_tokens=17&role=1");
     let (run, got) = profile(hyper.pid(), &[], true, || curl(&[&url, &url, &url]));
     let truth = hyper.stop();
     println!("curl: exit {}, {} data events", got.code, got.sse_events());
     assert_eq!(got.code, 0, "curl: {}", got.stderr);
-    assert_eq!(got.sse_events(), 3 * 21);
+    assert_eq!(got.sse_events(), 3 * 22);
     assert_eq!(truth.len(), 3, "server lines: {truth:?}");
     let truth_events: u64 = truth.iter().map(|l| l["events"].as_u64().unwrap()).sum();
-    assert_eq!(truth_events, 63);
+    assert_eq!(truth_events, 66);
 
     let st = streaming(&run);
     assert_eq!(count(&st["streams"], "streams"), 3);
     assert_eq!(count(&st["events"], "events"), truth_events);
     let per_stream = num(&st["events_per_stream_mean"], "events_per_stream_mean");
-    println!("events per stream: profiler {per_stream}, server 21");
-    assert!((per_stream - 21.0).abs() < 1e-9);
+    println!("events per stream: profiler {per_stream}, server 22");
+    assert!((per_stream - 22.0).abs() < 1e-9);
+    assert_eq!(count(&st["content_events"], "content_events"), 60);
+    assert_eq!(
+        count(
+            &st["output_tokens_estimated_streams"],
+            "output_tokens_estimated_streams"
+        ),
+        0
+    );
     assert_eq!(count(&st["completion_tokens"], "completion_tokens"), 60);
     assert_eq!(count(&st["output_tokens"], "output_tokens"), 60);
     assert_eq!(count(&st["prompt_tokens"], "prompt_tokens"), 3 * 17);
@@ -95,36 +130,47 @@ fn sse_streams_with_usage() {
     println!("--events: {:?}", run.events);
     assert_eq!(run.events.len(), 3);
     for e in &run.events {
-        assert_eq!(e["events"], 21, "{e}");
+        assert_eq!(e["events"], 22, "{e}");
+        assert_eq!(e["content_events"], 20, "{e}");
         assert_eq!(e["output_tokens"], 20, "{e}");
+        assert_eq!(e["output_tokens_estimated"], false, "{e}");
         assert_eq!(e["status"], 200, "{e}");
         // hyper writes each chunk as several iovecs: all of them must be captured.
         assert_eq!(e["framing_lost"], false, "{e}");
     }
 }
 
-/// Two streams of 20 events 10 ms apart without usage, each on its own connection: 20 events
-/// each, and output tokens fall back to the event count.
+/// Two streams of 20 token events 10 ms apart after a role chunk, without usage, each on its own
+/// connection: 21 events each, and output tokens fall back to the token events (not the role
+/// chunk), marked estimated.
 #[test]
 fn sse_streams_without_usage() {
     if !privileged("sse_streams_without_usage") {
         return;
     }
     let hyper = HyperServer::start(&[]);
-    let url = hyper.url("/sse?events=20&delay_ms=10");
+    let url = hyper.url("/sse?events=20&delay_ms=10&role=1");
     let (run, got) = profile(hyper.pid(), &[], false, || [curl(&[&url]), curl(&[&url])]);
     let truth = hyper.stop();
     for g in &got {
         println!("curl: exit {}, {} data events", g.code, g.sse_events());
         assert_eq!(g.code, 0, "curl: {}", g.stderr);
-        assert_eq!(g.sse_events(), 20);
+        assert_eq!(g.sse_events(), 21);
     }
     assert_eq!(truth.len(), 2, "server lines: {truth:?}");
 
     let st = streaming(&run);
     assert_eq!(count(&st["streams"], "streams"), 2);
-    assert_eq!(count(&st["events"], "events"), 40);
+    assert_eq!(count(&st["events"], "events"), 42);
+    assert_eq!(count(&st["content_events"], "content_events"), 40);
     assert_eq!(count(&st["output_tokens"], "output_tokens"), 40);
+    assert_eq!(
+        count(
+            &st["output_tokens_estimated_streams"],
+            "output_tokens_estimated_streams"
+        ),
+        2
+    );
     assert_eq!(
         st["completion_tokens"].as_u64().unwrap_or(0),
         0,

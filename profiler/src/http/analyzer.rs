@@ -238,10 +238,25 @@ impl SocketAnalyzer {
                     } else {
                         Direction::Write
                     };
+                    // The tail (the transfer's last bytes, captured apart) follows the unseen
+                    // middle as a piece of its own, at the same time.
+                    let tail_len = ev.tail.len() as u64;
+                    let lead_len = (h.ret as u64).saturating_sub(tail_len);
+                    let tail =
+                        (tail_len > 0 && ev.data.len() as u64 <= lead_len).then(|| Segment {
+                            ts_ns: h.ts_ns,
+                            dir,
+                            len: tail_len,
+                            data: ev.tail,
+                        });
                     let seg = Segment {
                         ts_ns: h.ts_ns,
                         dir,
-                        len: h.ret as u64,
+                        len: if tail.is_some() {
+                            lead_len
+                        } else {
+                            h.ret as u64
+                        },
                         data: ev.data,
                     };
                     let mut records = std::mem::take(&mut self.records);
@@ -262,6 +277,11 @@ impl SocketAnalyzer {
                     }
                     if entry.conn.is_http() {
                         entry.conn.on_segment(&seg, &mut records);
+                        if let Some(tail) = &tail
+                            && entry.conn.is_http()
+                        {
+                            entry.conn.on_segment(tail, &mut records);
+                        }
                     }
                     self.records = records;
                     self.flush_records(id);

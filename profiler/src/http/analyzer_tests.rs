@@ -15,7 +15,8 @@ fn event(kind: u8, ts_ns: u64, fd: i32, ret: i64, data: &[u8]) -> Vec<u8> {
         captured: data.len() as u32,
         kind,
         family: 2,
-        _pad: [0; 6],
+        tail: 0,
+        _pad: [0; 4],
         addrs: conn_addrs(),
     };
     // SAFETY: SockEventHeader is plain integers; viewing it as bytes is always valid.

@@ -17,6 +17,11 @@
 //! Data that shows neither (plain text, another JSON shape, an event cut before its fields)
 //! counts as carrying tokens: every event of an unknown stream is one step of it.
 //!
+//! An event also says whether it **ends the stream** (`is_final`): Ollama's `"done":true`,
+//! llama.cpp's `"stop":true`, Anthropic's `message_stop`, the Responses API's
+//! `response.completed`; OpenAI's `data: [DONE]` is told by `sse` (it is not JSON). A client may
+//! close the connection right after it, before the server's last chunk: the exchange is whole.
+//!
 //! A byte scan, not a JSON parse: keys are matched wherever they sit, nesting is not followed.
 
 use memchr::memchr;
@@ -136,6 +141,7 @@ struct Evidence {
     /// The first `type` field decided the event.
     decided: Option<EventClass>,
     type_seen: bool,
+    is_final: bool,
 }
 
 impl Evidence {
@@ -144,6 +150,7 @@ impl Evidence {
             (b"type", Value::Str { raw, closed }) if !self.type_seen => {
                 self.type_seen = true;
                 self.decided = decide_by_type(raw, closed);
+                self.is_final = closed && (raw == b"message_stop" || raw == b"response.completed");
             }
             (k, Value::Str { raw, closed }) if TEXT_KEYS.contains(&k) => {
                 // A string cut by the capture right after its quote is taken as non-empty.
@@ -157,8 +164,11 @@ impl Evidence {
             (b"tool_calls", Value::Array) => self.tokens = true,
             (b"tool_calls" | b"choices", Value::EmptyArray)
             | (b"role" | b"finish_reason" | b"stop_reason", Value::Str { .. })
-            | (b"done" | b"stop", Value::True)
             | (b"usage", Value::Object) => self.control = true,
+            (b"done" | b"stop", Value::True) => {
+                self.control = true;
+                self.is_final = true;
+            }
             _ => {}
         }
     }
@@ -194,8 +204,21 @@ fn decide_by_type(raw: &[u8], closed: bool) -> Option<EventClass> {
         .then_some(EventClass::Control)
 }
 
+/// What one event's data says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventInfo {
+    pub class: EventClass,
+    /// The event ends the stream.
+    pub is_final: bool,
+}
+
 /// Classifies one event's data (the JSON text, possibly cut short).
 pub fn classify(data: &[u8]) -> EventClass {
+    inspect(data).class
+}
+
+/// Classifies one event's data and tells whether it ends the stream.
+pub fn inspect(data: &[u8]) -> EventInfo {
     let mut ev = Evidence::default();
     let mut i = 0;
     while let Some(p) = memchr(b'"', &data[i..]) {
@@ -220,7 +243,10 @@ pub fn classify(data: &[u8]) -> EventClass {
             _ => at,
         };
     }
-    ev.class()
+    EventInfo {
+        class: ev.class(),
+        is_final: ev.is_final,
+    }
 }
 
 #[cfg(test)]
@@ -404,6 +430,24 @@ mod tests {
             ),
             Tokens
         );
+    }
+
+    #[test]
+    fn final_events() {
+        let fin = |s: &str| inspect(s.as_bytes()).is_final;
+        assert!(fin(
+            r#"{"model":"m","response":"","done":true,"eval_count":3}"#
+        ));
+        assert!(!fin(r#"{"model":"m","response":"a","done":false}"#));
+        assert!(fin(r#"{"content":"","stop":true,"tokens_predicted":17}"#));
+        assert!(fin(r#"{"type":"message_stop"}"#));
+        assert!(fin(
+            r#"{"type":"response.completed","response":{"status":"completed"}}"#
+        ));
+        assert!(!fin(
+            r#"{"type":"message_delta","usage":{"output_tokens":15}}"#
+        ));
+        assert!(!fin(r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#));
     }
 
     #[test]

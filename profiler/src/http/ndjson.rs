@@ -7,7 +7,7 @@
 //! write, so after bytes the capture did not keep, a piece that starts with `{` is taken to
 //! begin the next line: the unseen bytes ended the line in progress, at their write's time.
 
-use super::llm_event::classify;
+use super::llm_event::inspect;
 use super::record::StreamStats;
 use super::sse::EVENT_DATA_KEPT;
 use super::usage::UsageScanner;
@@ -35,6 +35,11 @@ impl NdjsonScanner {
             resync_ts: None,
             usage: UsageScanner::default(),
         }
+    }
+
+    /// The stream's final object was seen.
+    pub fn ended(&self) -> bool {
+        self.stats.ended
     }
 
     pub fn into_stats(self) -> StreamStats {
@@ -82,8 +87,10 @@ impl NdjsonScanner {
 
     fn end_line(&mut self, ts_ns: u64) {
         if self.line_has_text {
-            let carries_tokens = classify(&self.line).carries_tokens();
-            self.stats.on_event(ts_ns, carries_tokens, self.max_gaps);
+            let info = inspect(&self.line);
+            self.stats
+                .on_event(ts_ns, info.class.carries_tokens(), self.max_gaps);
+            self.stats.ended |= info.is_final;
         }
         self.usage.end();
         self.line.clear();
@@ -121,6 +128,7 @@ mod tests {
             (st.prompt_tokens, st.completion_tokens),
             (Some(26), Some(3))
         );
+        assert!(st.ended);
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct StreamStats {
     /// From a `usage` object in any event, when present (the last one seen wins).
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    /// The stream's end was seen (`data: [DONE]`, or a final event: `llm_event::inspect`).
+    #[serde(skip)]
+    pub ended: bool,
 }
 
 impl StreamStats {

@@ -22,7 +22,7 @@
 
 use memchr::memchr2;
 
-use super::llm_event::classify;
+use super::llm_event::inspect;
 use super::record::StreamStats;
 use super::usage::UsageScanner;
 
@@ -123,6 +123,11 @@ impl SseScanner {
             ev_data: Vec::new(),
             usage: UsageScanner::default(),
         }
+    }
+
+    /// The stream's end was seen.
+    pub fn ended(&self) -> bool {
+        self.stats.ended
     }
 
     /// Figures so far.
@@ -263,8 +268,12 @@ impl SseScanner {
             _ => true,
         };
         if is_data {
-            let carries_tokens = classify(&self.ev_data).carries_tokens();
-            self.stats.on_event(ts_ns, carries_tokens, self.max_gaps);
+            let info = inspect(&self.ev_data);
+            self.stats
+                .on_event(ts_ns, info.class.carries_tokens(), self.max_gaps);
+            self.stats.ended |= info.is_final;
+        } else if self.ev_data_lines == 1 && self.ev_first_done {
+            self.stats.ended = true;
         }
         self.ev_data.clear();
         self.usage.end();
@@ -286,6 +295,7 @@ mod tests {
         s.feed(b"event: x\r\ndata: a\r\ndata: b\r\n\r\n", 200);
         s.feed(b"data:[DONE]\r\r", 300);
         s.feed(b"data: [DONE]\n\n", 400);
+        assert!(s.ended());
         let st = s.into_stats();
         assert_eq!(st.events, 2);
         assert_eq!(st.first_event_ns, Some(100));

@@ -39,6 +39,14 @@ impl StreamScanner {
         }
     }
 
+    /// The stream's end marker was seen: a close after it loses nothing the client wanted.
+    pub fn ended(&self) -> bool {
+        match self {
+            Self::Sse(s) => s.ended(),
+            Self::Ndjson(s) => s.ended(),
+        }
+    }
+
     pub fn into_stats(self) -> StreamStats {
         match self {
             Self::Sse(s) => s.into_stats(),

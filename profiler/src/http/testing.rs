@@ -61,6 +61,7 @@ pub(crate) fn stream_rec(
             inter_token_ns: vec![gap; events.saturating_sub(1) as usize],
             prompt_tokens: prompt,
             completion_tokens: completion,
+            ended: false,
         }),
         usage_prompt_tokens: None,
         usage_completion_tokens: None,

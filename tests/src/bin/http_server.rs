@@ -10,8 +10,10 @@
 //!   /status/N                      status N with a small body
 //!   /reset                         a 200 head with `Content-Length: 100000`, 1000 body bytes,
 //!                                  then the connection is aborted with a TCP RST (SO_LINGER 0)
-//!   /sse?events=N&delay_ms=D&usage=1&prompt_tokens=P
-//!                                  `text/event-stream`, chunked: N events
+//!   /sse?events=N&delay_ms=D&usage=1&prompt_tokens=P&role=1
+//!                                  `text/event-stream`, chunked: with role=1 first a role-only
+//!                                  chunk (`"delta":{"role":"assistant","content":""}`, no token)
+//!                                  at handler start, as LLM servers send; then N events
 //!                                  `data: {"choices":[{"delta":{"content":"tok<i>"}}]}`, event i
 //!                                  due at handler start + (i+1)·D ms (so the first one after D
 //!                                  ms too, and timer rounding does not add up); with usage=1 one
@@ -32,11 +34,11 @@
 //!   byte written, i.e. the return of the write call that completed the response),
 //!   last_write_call_us (how long that write call took: the latency measured to its start
 //!   instead is this much shorter), bytes_in / bytes_out (at the socket, head and chunk framing
-//!   included) and for /sse: events (data events written, the usage event included, `[DONE]`
-//!   not: N+1 with usage=1, else N — the profiler's rule), token_events (N), ttft_us (first request byte read
-//!   → the write that carried the first event), ttft_handler_us (handler start → that write),
-//!   gaps_us (between the writes that carried consecutive data events; events − 1 values, the
-//!   last one ≈ 0 with usage=1 since the usage event goes out with the last token).
+//!   included) and for /sse: events (data events written, the role and usage events included,
+//!   `[DONE]` not), token_events (N), first_event_us (first request byte read → the write that
+//!   carried the first data event), ttft_us (→ the write that carried the first token event),
+//!   ttft_handler_us (handler start → that write), gaps_us (between the writes that carried
+//!   consecutive token events; N − 1 values).
 //!
 //! These are user-space stamps, right after the call returns; an eBPF profiler stamps at the
 //! syscall's exit. When a write wakes the client and the client preempts the server on its
@@ -178,6 +180,8 @@ struct Exchange {
     bytes_out: u64,
     sse: bool,
     token_events: u64,
+    /// Data events written before the first token event (the role chunk).
+    events_before_tokens: usize,
     /// Data events the body yielded that no write has carried yet.
     unstamped: usize,
     event_ns: Vec<u64>,
@@ -210,13 +214,19 @@ impl Exchange {
             "bytes_out": self.bytes_out,
         });
         if self.sse {
-            let first = self.event_ns.first().copied();
+            let skip = self.events_before_tokens.min(self.event_ns.len());
+            let tokens = &self.event_ns[skip..];
+            let tokens = &tokens[..tokens.len().min(self.token_events as usize)];
+            let first_event = self.event_ns.first().copied();
+            let first = tokens.first().copied();
             line["events"] = json!(self.event_ns.len());
             line["token_events"] = json!(self.token_events);
+            line["first_event_us"] =
+                json!(first_event.map(|t| us(t.saturating_sub(self.start_ns))));
             line["ttft_us"] = json!(first.map(|t| us(t.saturating_sub(self.start_ns))));
             line["ttft_handler_us"] = json!(first.map(|t| us(t.saturating_sub(self.handler_ns))));
             line["gaps_us"] = json!(
-                self.event_ns
+                tokens
                     .windows(2)
                     .map(|w| us(w[1] - w[0]))
                     .collect::<Vec<_>>()
@@ -301,6 +311,7 @@ impl Conn {
             bytes_out: 0,
             sse: false,
             token_events: 0,
+            events_before_tokens: 0,
             unstamped: 0,
             event_ns: Vec::new(),
             body_done: false,
@@ -453,8 +464,13 @@ struct Sse {
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
+/// The role-only first chunk of an OpenAI-style chat stream: a data event without a token.
+const ROLE_CHUNK: &[u8] =
+    b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+
 #[derive(PartialEq)]
 enum SsePhase {
+    Role,
     Tokens,
     Usage,
     Done,
@@ -465,6 +481,14 @@ impl Sse {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
             match self.phase {
+                SsePhase::Role => {
+                    self.phase = SsePhase::Tokens;
+                    self.conn.with_pending(|ex| {
+                        ex.unstamped += 1;
+                        ex.events_before_tokens = 1;
+                    });
+                    return Poll::Ready(Some(Bytes::from_static(ROLE_CHUNK)));
+                }
                 SsePhase::Tokens if self.sent < self.events => {
                     // Event i is due at start + (i + 1) × delay: the timer's rounding does not
                     // add up, so gaps average exactly `delay`.
@@ -611,7 +635,11 @@ async fn handle(req: Request<hyper::body::Incoming>, conn: Arc<Conn>) -> Respons
                 usage: query(&q, "usage") == Some("1"),
                 prompt_tokens: query_num(&q, "prompt_tokens", 17),
                 sent: 0,
-                phase: SsePhase::Tokens,
+                phase: if query(&q, "role") == Some("1") {
+                    SsePhase::Role
+                } else {
+                    SsePhase::Tokens
+                },
                 sleep: None,
             })));
             r.headers_mut()

@@ -332,8 +332,12 @@ impl Connection {
                 if !ex.line_ok {
                     continue;
                 }
+                let stream_ended = ex.stream.as_ref().is_some_and(|s| s.ended());
                 let (outcome, end) = match resp {
                     Resp::Body(Body::Close) if !reset => (Outcome::Complete, ex.resp_last_ns),
+                    // The client closed after the stream's end marker (`[DONE]`), before the
+                    // server's last chunk: it had the whole stream.
+                    Resp::Body(_) if stream_ended => (Outcome::Complete, ex.resp_last_ns),
                     // Lost framing implies response bytes were seen: the response ended by the
                     // close.
                     Resp::Lost if !reset => (Outcome::Complete, ex.resp_last_ns),

@@ -40,6 +40,7 @@ fn sse_events_one_per_write() {
             inter_token_ns: vec![300, 50, 650, 100],
             prompt_tokens: Some(17),
             completion_tokens: Some(5),
+            ended: true,
         }
     );
     assert_eq!(rec.ttft_ns(), Some(900));
@@ -116,6 +117,37 @@ fn sse_close_delimited_and_truncated_events() {
     let s = rec.stream.unwrap();
     assert_eq!(s.events, 2);
     assert_eq!((s.first_event_ns, s.last_content_ns), (Some(5), Some(7)));
+}
+
+/// The openai SDK may close the connection as soon as it has read `data: [DONE]`, before the
+/// server's last chunk: the exchange is whole, not an error. Without the marker it is one.
+#[test]
+fn close_after_the_end_marker_is_complete() {
+    for (done, how, outcome) in [
+        (true, CloseKind::PeerEof, Outcome::Complete),
+        (true, CloseKind::Reset, Outcome::Complete),
+        (false, CloseKind::PeerEof, Outcome::ClosedMidResponse),
+    ] {
+        let mut t = T::new();
+        t.r(
+            100,
+            "POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        );
+        t.w(200, SSE_HEAD);
+        t.w(
+            300,
+            &chunk("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"),
+        );
+        if done {
+            t.w(400, &chunk("data: [DONE]\n\n"));
+        }
+        t.close(500, how);
+        let rec = t.one();
+        assert_eq!(rec.outcome, outcome, "done {done}, {how:?}");
+        if done {
+            assert_eq!(rec.end_ns, 400, "the last byte written, not the close");
+        }
+    }
 }
 
 #[test]

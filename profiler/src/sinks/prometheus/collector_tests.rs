@@ -44,6 +44,7 @@ fn streamed() -> RequestRecord {
         inter_token_ns: vec![20_000_000; 10],
         prompt_tokens: Some(7),
         completion_tokens: None,
+        ended: false,
     });
     r
 }

@@ -177,6 +177,7 @@ mod tests {
                 inter_token_ns: Vec::new(),
                 prompt_tokens: Some(5),
                 completion_tokens: Some(16),
+                ended: false,
             }),
             usage_prompt_tokens: None,
             usage_completion_tokens: None,
