@@ -233,62 +233,64 @@ impl SocketAnalyzer {
                         e.peer_closed = true;
                     }
                 } else {
-                    let dir = if h.kind == sock_event::READ {
-                        Direction::Read
-                    } else {
-                        Direction::Write
-                    };
-                    // The tail (the transfer's last bytes, captured apart) follows the unseen
-                    // middle as a piece of its own, at the same time.
-                    let tail_len = ev.tail.len() as u64;
-                    let lead_len = (h.ret as u64).saturating_sub(tail_len);
-                    let tail =
-                        (tail_len > 0 && ev.data.len() as u64 <= lead_len).then(|| Segment {
-                            ts_ns: h.ts_ns,
-                            dir,
-                            len: tail_len,
-                            data: ev.tail,
-                        });
-                    let seg = Segment {
-                        ts_ns: h.ts_ns,
-                        dir,
-                        len: if tail.is_some() {
-                            lead_len
-                        } else {
-                            h.ret as u64
-                        },
-                        data: ev.data,
-                    };
-                    let mut records = std::mem::take(&mut self.records);
-                    let opened = if self.opens.is_empty() {
-                        None
-                    } else {
-                        self.opens.remove(&fd_key)
-                    };
-                    let entry = self.entry(id, h.ts_ns);
-                    if let Some(t) = opened {
-                        entry.opened_ns = Some(entry.opened_ns.map_or(t, |o| o.min(t)));
-                    }
-                    if entry.family == 0 {
-                        entry.family = h.family;
-                    }
-                    if entry.endpoint.is_none() && h.addrs.family != 0 {
-                        entry.endpoint = Some(Endpoint::from_addrs(&h.addrs));
-                    }
-                    if entry.conn.is_http() {
-                        entry.conn.on_segment(&seg, &mut records);
-                        if let Some(tail) = &tail
-                            && entry.conn.is_http()
-                        {
-                            entry.conn.on_segment(tail, &mut records);
-                        }
-                    }
-                    self.records = records;
-                    self.flush_records(id);
+                    self.on_transfer(ev, id);
                 }
             }
             _ => self.counters.malformed_events += 1,
         }
+    }
+
+    /// Bytes transferred on connection `id`: its segments to the connection's analysis.
+    fn on_transfer(&mut self, ev: &SockEvent<'_>, id: ConnId) {
+        let h = &ev.header;
+        let dir = if h.kind == sock_event::READ {
+            Direction::Read
+        } else {
+            Direction::Write
+        };
+        // The tail (the transfer's last bytes, captured apart) follows the unseen middle as a
+        // segment of its own, at the same time.
+        let tail_len = ev.tail.len() as u64;
+        let lead_len = (h.ret as u64).saturating_sub(tail_len);
+        let tail = (tail_len > 0 && ev.data.len() as u64 <= lead_len).then_some(Segment {
+            ts_ns: h.ts_ns,
+            dir,
+            len: tail_len,
+            data: ev.tail,
+        });
+        let seg = Segment {
+            ts_ns: h.ts_ns,
+            dir,
+            len: if tail.is_some() {
+                lead_len
+            } else {
+                h.ret as u64
+            },
+            data: ev.data,
+        };
+        let mut records = std::mem::take(&mut self.records);
+        let opened = if self.opens.is_empty() {
+            None
+        } else {
+            self.opens.remove(&(h.tgid, h.fd))
+        };
+        let entry = self.entry(id, h.ts_ns);
+        if let Some(t) = opened {
+            entry.opened_ns = Some(entry.opened_ns.map_or(t, |o| o.min(t)));
+        }
+        if entry.family == 0 {
+            entry.family = h.family;
+        }
+        if entry.endpoint.is_none() && h.addrs.family != 0 {
+            entry.endpoint = Some(Endpoint::from_addrs(&h.addrs));
+        }
+        for seg in std::iter::once(&seg).chain(tail.as_ref()) {
+            if entry.conn.is_http() {
+                entry.conn.on_segment(seg, &mut records);
+            }
+        }
+        self.records = records;
+        self.flush_records(id);
     }
 
     /// The connection a transfer on (pid, fd) belongs to. The first transfer that names the

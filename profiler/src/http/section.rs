@@ -9,7 +9,7 @@ use crate::{
     http::{
         analyzer::{ConnectionsReport, EndpointRequests, SocketCounters},
         record::Role,
-        stats::{Dist, Errors, HttpReport, Side, SlaMetric},
+        stats::{Dist, Errors, HttpReport, Side, SlaMetric, Streaming},
     },
     util::fmt::{fmt_bytes, fmt_us},
 };
@@ -110,60 +110,7 @@ fn render_side(out: &mut String, title: &str, s: &Side) {
         fmt_bytes(s.bytes_out)
     );
     if let Some(st) = &s.streaming {
-        let mut parts = vec![format!(
-            "{} streams, {} events ({:.1}/stream, {} with tokens)",
-            st.streams, st.events, st.events_per_stream_mean, st.content_events
-        )];
-        if let Some(t) = &st.ttft {
-            parts.push(format!(
-                "TTFT p50 {} p99 {}",
-                fmt_us(t.p50_us),
-                fmt_us(t.p99_us)
-            ));
-        }
-        if let (Some(first), Some(ttft)) = (&st.time_to_first_event, &st.ttft)
-            && first.p50_us != ttft.p50_us
-        {
-            parts.push(format!("first event p50 {}", fmt_us(first.p50_us)));
-        }
-        if let Some(t) = &st.inter_token {
-            parts.push(format!(
-                "inter-token p50 {} p99 {}",
-                fmt_us(t.p50_us),
-                fmt_us(t.p99_us)
-            ));
-        }
-        if let Some(t) = &st.tpot {
-            parts.push(format!(
-                "TPOT p50 {} p99 {}",
-                fmt_us(t.p50_us),
-                fmt_us(t.p99_us)
-            ));
-        }
-        let mut tokens = format!("{} output tokens", st.output_tokens);
-        if st.output_tokens_estimated_streams > 0 {
-            let _ = write!(
-                tokens,
-                " (estimated from events in {} of {} streams: no usage sent)",
-                st.output_tokens_estimated_streams, st.streams
-            );
-        }
-        if st.prompt_tokens > 0 {
-            let _ = write!(tokens, " (prompt {})", st.prompt_tokens);
-        }
-        let _ = write!(tokens, ", {} tok/s", fmt_rate(st.output_tokens_per_s));
-        parts.push(tokens);
-        let mut rates = Vec::new();
-        if let Some(p) = st.prefill_tokens_per_s {
-            rates.push(format!("prefill {} tok/s", fmt_rate(p)));
-        }
-        if let Some(d) = st.decode_tokens_per_s {
-            rates.push(format!("decode {} tok/s", fmt_rate(d)));
-        }
-        if !rates.is_empty() {
-            parts.push(rates.join(", "));
-        }
-        let _ = writeln!(out, "  streaming   {}", parts.join("; "));
+        render_streaming(out, st);
     }
     for sla in &s.sla {
         let (name, population) = match sla.metric {
@@ -183,6 +130,64 @@ fn render_side(out: &mut String, title: &str, s: &Side) {
         };
         let _ = writeln!(out, "  SLA         {line}");
     }
+}
+
+/// The `streaming` line: events, TTFT, inter-token gaps, TPOT, tokens and rates.
+fn render_streaming(out: &mut String, st: &Streaming) {
+    let mut parts = vec![format!(
+        "{} streams, {} events ({:.1}/stream, {} with tokens)",
+        st.streams, st.events, st.events_per_stream_mean, st.content_events
+    )];
+    if let Some(t) = &st.ttft {
+        parts.push(format!(
+            "TTFT p50 {} p99 {}",
+            fmt_us(t.p50_us),
+            fmt_us(t.p99_us)
+        ));
+    }
+    if let (Some(first), Some(ttft)) = (&st.time_to_first_event, &st.ttft)
+        && first.p50_us != ttft.p50_us
+    {
+        parts.push(format!("first event p50 {}", fmt_us(first.p50_us)));
+    }
+    if let Some(t) = &st.inter_token {
+        parts.push(format!(
+            "inter-token p50 {} p99 {}",
+            fmt_us(t.p50_us),
+            fmt_us(t.p99_us)
+        ));
+    }
+    if let Some(t) = &st.tpot {
+        parts.push(format!(
+            "TPOT p50 {} p99 {}",
+            fmt_us(t.p50_us),
+            fmt_us(t.p99_us)
+        ));
+    }
+    let mut tokens = format!("{} output tokens", st.output_tokens);
+    if st.output_tokens_estimated_streams > 0 {
+        let _ = write!(
+            tokens,
+            " (estimated from events in {} of {} streams: no usage sent)",
+            st.output_tokens_estimated_streams, st.streams
+        );
+    }
+    if st.prompt_tokens > 0 {
+        let _ = write!(tokens, " (prompt {})", st.prompt_tokens);
+    }
+    let _ = write!(tokens, ", {} tok/s", fmt_rate(st.output_tokens_per_s));
+    parts.push(tokens);
+    let mut rates = Vec::new();
+    if let Some(p) = st.prefill_tokens_per_s {
+        rates.push(format!("prefill {} tok/s", fmt_rate(p)));
+    }
+    if let Some(d) = st.decode_tokens_per_s {
+        rates.push(format!("decode {} tok/s", fmt_rate(d)));
+    }
+    if !rates.is_empty() {
+        parts.push(rates.join(", "));
+    }
+    let _ = writeln!(out, "  streaming   {}", parts.join("; "));
 }
 
 /// The HTTP section of the text report; empty when there were no exchanges at all.
