@@ -4,6 +4,7 @@
 pub mod cuda;
 pub mod deploy;
 pub mod http;
+pub mod llm;
 pub mod timeline;
 
 use std::{

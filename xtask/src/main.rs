@@ -6,6 +6,7 @@ mod bench_http;
 mod demo;
 mod fuzz;
 mod layers;
+mod llm_env;
 mod setup;
 mod shell;
 mod test;
@@ -17,8 +18,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   setup   install what building and testing need (apt packages, nightly rust-src, bpf-linker
-          built against the nightly's LLVM, bpftool, prometheus/promtool); quick when everything
-          is present
+          built against the nightly's LLVM, bpftool, prometheus/promtool, the LLM test's Python
+          environment in target/llm-venv); quick when everything is present
   demo    build, start the built-in demo workload, attach the profiler for 10 s, print the report
   test    fmt check, clippy -D warnings, the layer check, unit tests, privileged end-to-end
           tests (as root)
@@ -39,7 +40,7 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("setup") => setup::run(),
+        Some("setup") => setup::run().and_then(|()| llm_env::ensure()),
         Some("demo") => demo::run(),
         Some("test") => test::run(),
         Some("vm") => vm::Options::parse(&args[1..]).and_then(|options| {

@@ -16,6 +16,34 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Runs `cmd` with its output appended to `log`; when it fails, shows the log's last lines and
+/// names the file.
+pub fn run_logged(cmd: &mut Command, log: &std::path::Path) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .status()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines[lines.len().saturating_sub(40)..] {
+            eprintln!("  | {line}");
+        }
+        bail!(
+            "{cmd:?} failed: {status} (whole output in {})",
+            log.display()
+        );
+    }
+    Ok(())
+}
+
 /// Runs `cmd` and returns its stdout (stderr passes through).
 pub fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd

@@ -8,7 +8,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    setup,
+    llm_env, setup,
     shell::{self, cargo, root},
 };
 
@@ -24,6 +24,7 @@ struct Tally {
 
 pub fn run() -> Result<()> {
     setup::run()?;
+    llm_env::ensure()?;
     step("format", cargo().args(["fmt", "--all", "--", "--check"]))?;
     step(
         "clippy",
@@ -89,12 +90,13 @@ pub fn run() -> Result<()> {
                 "--nocapture",
             ])
             .env("PROFILER_BIN", root().join("target/debug/profiler"))
-            .env("PROFILER_SKIP_LOG", &skip_log),
+            .env("PROFILER_SKIP_LOG", &skip_log)
+            .env("PROFILER_LLM_PYTHON", llm_env::python()),
         &mut tally,
     )?;
-    // The HTTP and SSE suites once more on the syscall path (the default above is the socket
+    // The HTTP, SSE and LLM suites once more on the syscall path (the default above is the socket
     // layer on kernels that have it): both paths stay exact.
-    println!("\n== HTTP and SSE end-to-end tests again, syscall path forced");
+    println!("\n== HTTP, SSE and LLM end-to-end tests again, syscall path forced");
     let syscall_path_ok = cargo_test(
         cargo()
             .args([
@@ -105,13 +107,16 @@ pub fn run() -> Result<()> {
                 "http",
                 "--test",
                 "sse",
+                "--test",
+                "llm",
                 "--",
                 "--test-threads=1",
                 "--nocapture",
             ])
             .env("PROFILER_BIN", root().join("target/debug/profiler"))
             .env("PROFILER_SKIP_LOG", &skip_log)
-            .env("PROFILER_SOCKETS_SYSCALL_PATH", "1"),
+            .env("PROFILER_SOCKETS_SYSCALL_PATH", "1")
+            .env("PROFILER_LLM_PYTHON", llm_env::python()),
         &mut tally,
     )?;
     let skipped = std::fs::read_to_string(&skip_log)
