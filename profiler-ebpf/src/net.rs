@@ -568,7 +568,11 @@ fn looks_like_head(data: &[u8; 3 * HEAD_CAPTURE_MAX]) -> bool {
 fn copy_user(data: *mut u8, off: u64, src: u64, n: u64) -> u64 {
     // The mask and the clamp are no-ops for valid inputs (off ≤ HEAD_CAPTURE_MAX, n ≤
     // HEAD_CAPTURE_MAX) and let the verifier prove the write stays inside the
-    // 3 × HEAD_CAPTURE_MAX data area.
+    // 3 × HEAD_CAPTURE_MAX data area. Read through volatile loads, the values are opaque to
+    // LLVM: it would otherwise drop the checks where the callers' arithmetic already bounds
+    // them, which the verifiers before 6.2 cannot follow ("R2 min value is negative").
+    // SAFETY: reads of two locals.
+    let (off, n) = unsafe { (core::ptr::read_volatile(&off), core::ptr::read_volatile(&n)) };
     let off = off & (2 * HEAD_CAPTURE_MAX as u64 - 1);
     let mut n = n;
     if n > HEAD_CAPTURE_MAX as u64 {

@@ -441,6 +441,8 @@ mod close_tests;
 #[cfg(test)]
 mod detect_tests;
 #[cfg(test)]
+mod format_tests;
+#[cfg(test)]
 mod framing_tests;
 #[cfg(test)]
 mod random_tests;
