@@ -307,8 +307,10 @@ pub struct HttpArgs {
     /// Do not trace socket syscalls (no request metrics; the lowest overhead).
     #[arg(long)]
     pub no_http: bool,
-    /// Leading bytes of each socket read/write copied for HTTP parsing (0-4096). Heads and SSE
-    /// events longer than this are still counted, with less detail.
+    /// Leading bytes of each socket read/write copied for HTTP parsing (0-4096). Besides them, a
+    /// request or response head is copied whole up to 8 KiB, and the last 512 bytes of a longer
+    /// read/write (where a JSON body's usage sits). Events longer than this are still counted,
+    /// with less detail; 0 copies nothing (no HTTP analysis)
     #[arg(long, value_name = "BYTES", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(0..=4096))]
     pub capture_bytes: u32,

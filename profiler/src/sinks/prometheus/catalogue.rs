@@ -97,13 +97,13 @@ pub const METRICS: &[MetricDef] = &[
         "gen_ai_server_time_to_first_token_seconds",
         Histogram,
         [PROC],
-        "Streaming responses: first request byte read to the first SSE data event written (seconds)"
+        "Streaming responses: request fully read to the first token-carrying event written (seconds; role-only, empty and usage-only events do not count)"
     ),
     m!(
         "gen_ai_server_time_per_output_token_seconds",
         Histogram,
         [PROC],
-        "Streaming responses: mean gap between SSE data events after the first, per request (seconds)"
+        "Streaming responses: (last - first token-carrying event) / (output tokens - 1), per request (seconds)"
     ),
     m!(
         "gen_ai_server_request_duration_seconds",
@@ -115,7 +115,7 @@ pub const METRICS: &[MetricDef] = &[
         "gen_ai_server_output_tokens_total",
         Counter,
         [PROC],
-        "Output tokens: usage.completion_tokens when the response carries it, else SSE data events"
+        "Output tokens: the response's usage (completion_tokens, output_tokens, eval_count, ...) when it carries one, else its token-carrying stream events (an estimate)"
     ),
     m!(
         "gen_ai_server_input_tokens_total",
