@@ -2,7 +2,8 @@
 //!
 //! Each stream is played through a connection once with one event per write and again with
 //! every event cut into two chunks written apart (chunk boundaries and writes inside events):
-//! the counts must not change. Event `k` completes at `1_000 + 100·k` ns.
+//! the counts must not change; and each once more without its usage counts (tokens estimated
+//! from events). Event `k` completes at `1_000 + 100·k` ns.
 
 use super::test_support::*;
 use super::*;
@@ -60,13 +61,49 @@ fn play(content_type: &str, events: &[String], cut: Option<usize>) -> Seen {
     }
 }
 
-/// Plays the stream whole and cut at several places; all plays must see the same.
+/// Usage keys of every format, and what they become in the same stream without usage.
+const USAGE_KEYS: [(&str, &str); 9] = [
+    ("\"prompt_tokens\"", "\"prompt_x\""),
+    ("\"completion_tokens\"", "\"completion_x\""),
+    ("\"input_tokens\"", "\"input_x\""),
+    ("\"output_tokens\"", "\"output_x\""),
+    ("\"prompt_eval_count\"", "\"prompt_eval_x\""),
+    ("\"eval_count\"", "\"eval_x\""),
+    ("\"tokens_predicted\"", "\"predicted_x\""),
+    ("\"tokens_evaluated\"", "\"evaluated_x\""),
+    ("\"generated_tokens\"", "\"generated_x\""),
+];
+
+/// Plays the stream whole and cut at several places; all plays must see the same. Then the
+/// same stream with its usage counts renamed away: the same events, output tokens estimated
+/// from the token-carrying events, no prompt tokens.
 fn check(content_type: &str, events: &[String], want: Seen) {
     for cut in [None, Some(1), Some(7), Some(30), Some(90)] {
         assert_eq!(
             play(content_type, events, cut),
             want,
             "{content_type}, cut {cut:?}"
+        );
+    }
+    let without: Vec<String> = events
+        .iter()
+        .map(|ev| {
+            USAGE_KEYS
+                .iter()
+                .fold(ev.clone(), |ev, (key, other)| ev.replace(key, other))
+        })
+        .collect();
+    let estimate = Seen {
+        output_tokens: Some(want.content_events),
+        estimated: true,
+        prompt_tokens: None,
+        ..want
+    };
+    for cut in [None, Some(7)] {
+        assert_eq!(
+            play(content_type, &without, cut),
+            estimate,
+            "{content_type} without usage, cut {cut:?}"
         );
     }
 }
