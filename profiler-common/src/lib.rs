@@ -232,6 +232,7 @@ mod tests {
             captured,
             kind,
             family,
+            tail,
             _pad,
             addrs,
         });
