@@ -46,8 +46,6 @@ fn openai_sdk_against_llama_cpp_server() {
     let (run, client) = profile(server.pid(), &[], true, || {
         server.run_client(ROUNDS, MAX_TOKENS)
     });
-    println!("client: {client:?}");
-    println!("events: {:?}", run.events);
     assert_eq!(client.len(), 2 * ROUNDS as usize);
     assert_eq!(
         run.events.len(),
@@ -58,6 +56,7 @@ fn openai_sdk_against_llama_cpp_server() {
     for (i, (c, e)) in client.chunks(2).zip(run.events.chunks(2)).enumerate() {
         let (c_stream, c_full) = (&c[0], &c[1]);
         let (e_stream, e_full) = (&e[0], &e[1]);
+        println!("round {i}: client {c_stream} {c_full}\nround {i}: profiler {e_stream} {e_full}");
         assert_eq!(c_stream["kind"], "stream");
         for ev in [e_stream, e_full] {
             assert_eq!(ev["status"], 200, "{ev}");
