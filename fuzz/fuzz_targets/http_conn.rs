@@ -108,8 +108,13 @@ fn check_record(rec: &RequestRecord) {
     }
     if let Some(s) = &rec.stream {
         assert!(s.first_event_ns.is_some() == (s.events > 0), "{rec:?}");
+        assert!(s.content_events <= s.events, "{rec:?}");
         assert!(
-            s.inter_event_ns.len() as u64 <= s.events.saturating_sub(1),
+            s.first_content_ns.is_some() == (s.content_events > 0),
+            "{rec:?}"
+        );
+        assert!(
+            s.inter_token_ns.len() as u64 <= s.content_events.saturating_sub(1),
             "{rec:?}"
         );
     }

@@ -17,7 +17,16 @@ use crate::{
 
 pub fn run() -> Result<()> {
     setup::run()?;
-    shell::run(cargo().args(["build", "--release", "-p", "profiler", "--bins"]))?;
+    let log = root().join("target/xtask-demo-build.log");
+    println!(
+        "xtask demo: building the profiler and the demo workload (release; log: {})",
+        log.display()
+    );
+    let _ = std::fs::remove_file(&log);
+    shell::run_logged(
+        cargo().args(["build", "--release", "-p", "profiler", "--bins"]),
+        &log,
+    )?;
     let bin = root().join("target/release");
     let mut workload = Command::new(bin.join("demo-workload"));
     workload.args(["--seconds", "15"]);

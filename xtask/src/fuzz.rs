@@ -64,6 +64,6 @@ pub fn run(seconds: u64) -> Result<()> {
             .arg("-print_final_stats=1"),
     )
     .with_context(|| {
-        format!("the fuzzer found a crash: see fuzz/artifacts/{TARGET}/ (reproduce with `cd fuzz && cargo +nightly fuzz run {TARGET} <file>`)")
+        format!("the fuzz target failed to build, or the fuzzer found a crash: see the output above and fuzz/artifacts/{TARGET}/ (reproduce with `cd fuzz && cargo +nightly fuzz run {TARGET} <file>`)")
     })
 }

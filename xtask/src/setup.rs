@@ -4,7 +4,14 @@ use std::{process::Command, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::shell::{self, is_root};
+use crate::shell::{self, is_root, root, run_logged};
+
+/// Where the tools' own output goes (apt, rustup, cargo install); shown only when a step fails.
+fn setup_log() -> std::path::PathBuf {
+    let target = root().join("target");
+    let _ = std::fs::create_dir_all(&target);
+    target.join("xtask-setup.log")
+}
 
 /// Debian packages the build and tests need besides LLVM (`{llvm}` is the LLVM major).
 const PACKAGES: &[&str] = &[
@@ -64,14 +71,14 @@ fn ensure_rust_src() -> Result<()> {
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         return Ok(());
     }
-    println!("xtask setup: adding rust-src to the nightly toolchain");
-    shell::run(Command::new("rustup").args([
-        "component",
-        "add",
-        "rust-src",
-        "--toolchain",
-        "nightly",
-    ]))
+    println!(
+        "xtask setup: adding rust-src to the nightly toolchain (log: {})",
+        setup_log().display()
+    );
+    run_logged(
+        Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]),
+        &setup_log(),
+    )
 }
 
 fn package_installed(name: &str) -> bool {
@@ -101,13 +108,26 @@ fn ensure_packages(llvm: u32) -> Result<()> {
                 .join(" ")
         );
     }
-    println!("xtask setup: installing {missing:?}");
-    shell::run(Command::new("apt-get").args(["update", "-qq"]))?;
-    shell::run(
+    println!(
+        "xtask setup: installing {} Debian package(s): {} (log: {})",
+        missing.len(),
+        missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        setup_log().display()
+    );
+    run_logged(
+        Command::new("apt-get").args(["update", "-qq"]),
+        &setup_log(),
+    )?;
+    run_logged(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
+        &setup_log(),
     )
 }
 
@@ -128,7 +148,10 @@ fn ensure_prometheus() -> Result<()> {
              sudo apt-get install -y --no-install-recommends prometheus"
         );
     }
-    println!("xtask setup: installing prometheus (promtool, for the alert-rule tests)");
+    println!(
+        "xtask setup: installing prometheus (promtool, for the alert-rule tests; log: {})",
+        setup_log().display()
+    );
     let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
     let our_policy = !policy.exists();
     if our_policy {
@@ -140,8 +163,12 @@ fn ensure_prometheus() -> Result<()> {
         std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .context("making /usr/sbin/policy-rc.d executable")?;
     }
-    let installed = shell::run(Command::new("apt-get").args(["update", "-qq"])).and_then(|()| {
-        shell::run(
+    let installed = run_logged(
+        Command::new("apt-get").args(["update", "-qq"]),
+        &setup_log(),
+    )
+    .and_then(|()| {
+        run_logged(
             Command::new("apt-get")
                 .args([
                     "install",
@@ -151,6 +178,7 @@ fn ensure_prometheus() -> Result<()> {
                     "prometheus",
                 ])
                 .env("DEBIAN_FRONTEND", "noninteractive"),
+            &setup_log(),
         )
     });
     if our_policy {
@@ -196,9 +224,12 @@ fn ensure_bpf_linker(llvm: u32) -> Result<()> {
         Some(found) => println!(
             "xtask setup: bpf-linker is built against LLVM {found}, nightly uses {llvm}: rebuilding"
         ),
-        None => println!("xtask setup: installing bpf-linker for LLVM {llvm} (about 2 minutes)"),
+        None => println!(
+            "xtask setup: installing bpf-linker for LLVM {llvm} (about 2 minutes; log: {})",
+            setup_log().display()
+        ),
     }
-    shell::run(
+    run_logged(
         Command::new("cargo")
             .args([
                 "install",
@@ -209,6 +240,7 @@ fn ensure_bpf_linker(llvm: u32) -> Result<()> {
             ])
             .args(["--features", &format!("llvm-{llvm}")])
             .env("LLVM_PREFIX", format!("/usr/lib/llvm-{llvm}")),
+        &setup_log(),
     )?;
     match bpf_linker_llvm() {
         Some(found) if found == llvm => Ok(()),

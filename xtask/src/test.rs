@@ -94,9 +94,9 @@ pub fn run() -> Result<()> {
             .env("PROFILER_LLM_PYTHON", llm_env::python()),
         &mut tally,
     )?;
-    // The HTTP, SSE and LLM suites once more on the syscall path (the default above is the socket
+    // The HTTP, SSE, LLM and fault suites once more on the syscall path (the default above is the socket
     // layer on kernels that have it): both paths stay exact.
-    println!("\n== HTTP, SSE and LLM end-to-end tests again, syscall path forced");
+    println!("\n== HTTP, SSE, LLM and fault end-to-end tests again, syscall path forced");
     let syscall_path_ok = cargo_test(
         cargo()
             .args([
@@ -109,6 +109,8 @@ pub fn run() -> Result<()> {
                 "sse",
                 "--test",
                 "llm",
+                "--test",
+                "faults",
                 "--",
                 "--test-threads=1",
                 "--nocapture",

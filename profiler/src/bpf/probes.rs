@@ -87,7 +87,11 @@ impl Probes {
     /// Loads the object with this kernel's tracepoint offsets. Nothing is attached yet, so the
     /// caller can seed the maps first.
     pub fn load(offsets: &TracepointOffsets, net: &NetConfig) -> Result<Self> {
+        // No target BTF: the programs carry no CO-RE relocations (kernel offsets come from
+        // `host::btf`), and aya's own parse of the kernel's BTF was the agent's largest
+        // allocation at start-up (peak RSS).
         let mut ebpf = EbpfLoader::new()
+            .btf(None)
             .override_global(global_name::TP_OFFSETS, offsets, true)
             .override_global(global_name::NET_CONFIG, net, true)
             .load(PROBES_OBJECT)

@@ -504,6 +504,24 @@ impl SocketAnalyzer {
     }
 
     /// Ends the session for the observers (the event log flushes its file).
+    /// Process `pid` is gone: its connections end where their last transfer did, each
+    /// unfinished exchange as the error its state says (closed before or mid response). On the
+    /// syscall paths nothing else would end them: the kernel closes a dead process's sockets
+    /// without a close() syscall.
+    pub fn process_gone(&mut self, pid: u32) {
+        let ids: Vec<(ConnId, u64)> = self
+            .conns
+            .iter()
+            .filter(|(id, _)| id.pid() == pid)
+            .map(|(id, e)| (*id, e.last_ts_ns))
+            .collect();
+        for (id, last_ts_ns) in ids {
+            self.close(id, last_ts_ns, CloseKind::Closed);
+        }
+        self.fd_socks.retain(|(p, _), _| *p != pid);
+        self.opens.retain(|(p, _), _| *p != pid);
+    }
+
     pub fn finish(&mut self) {
         self.update_gauges();
         for o in &mut self.observers {

@@ -33,6 +33,8 @@ pub struct HttpCapture {
     analyzer: SocketAnalyzer,
     path: SocketPath,
     capture_bytes: u32,
+    /// `sock_events_lost` at the previous interval.
+    lost_before: u64,
 }
 
 impl HttpCapture {
@@ -47,6 +49,7 @@ impl HttpCapture {
             analyzer,
             path,
             capture_bytes: net.capture_bytes,
+            lost_before: 0,
         })
     }
 
@@ -64,12 +67,20 @@ impl HttpCapture {
     pub fn take_interval(&mut self, probes: &mut Probes) -> IntervalRequests {
         self.drain(probes);
         self.analyzer.update_gauges();
-        self.analyzer.stats.take_interval()
+        let lost = sock_events_lost(probes);
+        let mut interval = self.analyzer.stats.take_interval();
+        interval.events_lost = lost.saturating_sub(self.lost_before);
+        self.lost_before = lost;
+        interval
     }
 
-    /// Drains the last events and summarises the session's requests.
-    pub fn finish(&mut self, probes: &mut Probes, duration_s: f64) -> HttpSection {
+    /// Drains the last events and summarises the session's requests; the connections of the
+    /// processes in `exited` end (their unfinished exchanges are errors, not in flight).
+    pub fn finish(&mut self, probes: &mut Probes, duration_s: f64, exited: &[u32]) -> HttpSection {
         self.drain(probes);
+        for &pid in exited {
+            self.analyzer.process_gone(pid);
+        }
         self.analyzer.finish();
         HttpSection {
             requests: self.analyzer.stats.report(duration_s),
@@ -94,5 +105,10 @@ impl Capability for HttpCapture {
     fn open_window(&mut self, probes: &mut Probes) {
         self.drain(probes);
         self.analyzer.open_window();
+    }
+
+    fn forget_process(&mut self, probes: &mut Probes, pid: u32) {
+        self.drain(probes);
+        self.analyzer.process_gone(pid);
     }
 }

@@ -160,6 +160,9 @@ pub struct IntervalRequests {
     pub tokens: u64,
     /// The current in-flight gauge (not reset by `take_interval`).
     pub in_flight: u64,
+    /// Socket events the kernel could not hand over in the interval (ring buffer full): the
+    /// interval's figures undercount. Filled by the capture, not the statistics.
+    pub events_lost: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,6 +532,7 @@ impl RequestStats {
             ttft_p50_us: quantile_us(&i.ttft, 0.5),
             tokens: i.tokens,
             in_flight: self.server_in_flight,
+            events_lost: 0,
         };
         i.requests = 0;
         i.errors = 0;

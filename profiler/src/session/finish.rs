@@ -49,7 +49,13 @@ pub(crate) fn report(
     } = captures;
     collect(probes, tracker, ending.started);
     let duration_s = ending.started.elapsed().as_secs_f64();
-    let http_section = http.as_mut().map(|h| h.finish(probes, duration_s));
+    let exited: Vec<u32> = tracker
+        .procs
+        .values()
+        .filter(|p| p.exited)
+        .map(|p| p.pid)
+        .collect();
+    let http_section = http.as_mut().map(|h| h.finish(probes, duration_s, &exited));
     let comm_of = |_pid: u32, tid: u32| {
         tracker
             .threads

@@ -182,6 +182,10 @@ pub fn render_requests(r: &IntervalRequests, interval_s: f64) -> String {
             per_s(r.tokens)
         ));
     }
+    if r.events_lost > 0 {
+        // The ring buffer overflowed: this interval's request figures undercount.
+        s.push_str(&format!(" LOST={}events", r.events_lost));
+    }
     s
 }
 
@@ -208,6 +212,21 @@ pub fn render_line(rows: &[IntervalRow], elapsed_s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_events_show_on_the_requests_part() {
+        let mut r = IntervalRequests {
+            requests: 10,
+            ..Default::default()
+        };
+        assert!(!render_requests(&r, 1.0).contains("LOST"));
+        r.events_lost = 1234;
+        assert!(
+            render_requests(&r, 1.0).ends_with(" LOST=1234events"),
+            "{}",
+            render_requests(&r, 1.0)
+        );
+    }
 
     fn row(pid: u32, cpu: f64, vol: u64) -> IntervalRow {
         IntervalRow {
