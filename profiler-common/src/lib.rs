@@ -31,15 +31,20 @@ pub const THREAD_EXITED: u32 = 1;
 // Ring-buffer sizes, in bytes. The eBPF maps are declared with them; userspace may still pass
 // them to `EbpfLoader::map_max_entries`, which then changes nothing. A ring buffer's size must
 // be a power of two and a multiple of the page size (checked below for 4 KiB pages).
+//
+// They are the agent's largest memory: the kernel maps a ring's data pages into the agent
+// twice (so records can wrap), all of them at once, and they count in its RSS — 8 MiB of
+// socket ring was 16 MiB of the 48 MiB an idle `attach` showed.
 
-/// Size of the socket-event ring buffer (`SOCK_EVENTS`): at ~600 bytes per event (a
-/// [`SOCK_EVENT_HEADER_SIZE`]-byte header plus the captured payload), about 14k events between
-/// two drains (every 10 ms), i.e. headroom for ~1M socket syscalls/s.
-pub const SOCK_RING_BYTES: u32 = 8 << 20;
+/// Size of the socket-event ring buffer (`SOCK_EVENTS`): at ~300 bytes per event (a
+/// [`SOCK_EVENT_HEADER_SIZE`]-byte header plus a request or response head), about 14k events
+/// between two drains (every 10 ms), i.e. headroom for ~1.4M socket transfers/s, 4.5× what an
+/// nginx worker serving 100k requests/s (3 events each) needs.
+pub const SOCK_RING_BYTES: u32 = 4 << 20;
 
 /// Size of the CUDA call ring buffer (`CUDA_EVENTS`): [`CUDA_EVENT_SIZE`]-byte records (+8 of
-/// header), ~40k between two drains (every 10 ms), i.e. headroom for ~4M calls/s.
-pub const CUDA_RING_BYTES: u32 = 4 << 20;
+/// header), ~20k between two drains (every 10 ms), i.e. headroom for ~2M calls/s.
+pub const CUDA_RING_BYTES: u32 = 2 << 20;
 
 /// Size of the kernel-name ring buffer (`CUDA_NAMES`): [`CUDA_NAME_EVENT_SIZE`]-byte records
 /// (+8 of header), ~1.9k between two drains. Names are rare (one per

@@ -57,8 +57,8 @@ impl From<&SchedTotals> for SchedReport {
 pub fn write_sched_line(out: &mut String, indent: &str, s: &SchedReport) {
     let _ = write!(
         out,
-        "{indent}on-cpu {}   off-cpu (blocked) {}   run-queue wait {}   switches {} voluntary, \
-         {} involuntary   migrations {}",
+        "{indent}threads summed: on-cpu {}   off-cpu (blocked) {}   run-queue wait {}   switches {} \
+         voluntary, {} involuntary   migrations {}",
         fmt_secs(s.oncpu_s),
         fmt_secs(s.offcpu_s),
         fmt_secs(s.runq_wait_s),

@@ -3,5 +3,6 @@
 
 pub mod fmt;
 pub mod hist;
+pub mod mem;
 pub mod num;
 pub mod pod;
