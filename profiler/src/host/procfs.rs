@@ -52,6 +52,26 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
+/// Proportional set size of `pid` (`Pss` of `/proc/<pid>/smaps_rollup`): its resident memory
+/// with each shared page divided among the processes that map it, so the PSS of a server's
+/// processes adds up to what they use together. The kernel walks the page tables for it:
+/// read it when processes share memory (several of them), not per sample.
+pub fn pss_bytes(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    parse_pss_kb(&text).map(|kb| kb * 1024)
+}
+
+fn parse_pss_kb(smaps_rollup: &str) -> Option<u64> {
+    smaps_rollup.lines().find_map(|l| {
+        l.strip_prefix("Pss:")?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// Threads of `pid` with their scheduler state letter (R, S, D, …).
 pub fn threads(pid: u32) -> Vec<(u32, char)> {
     let Ok(p) = Process::new(pid as i32) else {
@@ -201,6 +221,16 @@ impl ProcHistory {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pss_from_smaps_rollup() {
+        let text = "55a0-7ffe ---p 00000000 00:00 0  [rollup]\nRss:               12345 kB\nPss:                6789 kB\nPss_Anon:           1000 kB\n";
+        assert_eq!(parse_pss_kb(text), Some(6789));
+        assert_eq!(parse_pss_kb("Rss: 1 kB\n"), None);
+        // This process's own, from the kernel.
+        assert!(pss_bytes(std::process::id()).is_some_and(|b| b > 0));
+    }
+
     use super::*;
 
     fn s(cpu_s: f64, rss: u64, threads: u64, minflt: u64) -> ProcSample {

@@ -29,6 +29,9 @@ pub struct IntervalRow {
     pub comm: String,
     pub cpu_percent: f64,
     pub rss_bytes: u64,
+    /// Proportional set size, read when several processes are watched (their RSS would count
+    /// shared pages once per process).
+    pub pss_bytes: Option<u64>,
     pub threads: u64,
     pub delta: SchedTotals,
     pub exited: bool,
@@ -54,6 +57,7 @@ impl LiveView {
 
     /// Computes this interval's rows and remembers the totals for the next one.
     pub fn rows(&mut self, tracker: &Tracker) -> Vec<IntervalRow> {
+        let several = tracker.procs.values().filter(|p| !p.exited).count() > 1;
         tracker
             .procs
             .values()
@@ -67,6 +71,9 @@ impl LiveView {
                     comm: p.comm.clone(),
                     cpu_percent: p.cpu_percent,
                     rss_bytes: last.map_or(0, |s| s.rss_bytes),
+                    pss_bytes: (several && !p.exited)
+                        .then(|| crate::host::procfs::pss_bytes(p.pid))
+                        .flatten(),
                     threads: last.map_or(0, |s| s.threads),
                     delta,
                     exited: p.exited,
@@ -195,13 +202,19 @@ pub fn render_line(rows: &[IntervalRow], elapsed_s: f64) -> String {
     for r in rows {
         all.add(&r.delta);
     }
-    let live = rows.iter().filter(|r| !r.exited).count();
+    let live: Vec<&IntervalRow> = rows.iter().filter(|r| !r.exited).collect();
+    // Several processes share pages (a server's workers, a model mapped by each): their RSS
+    // would count those once per process, their PSS adds up to what they use together.
+    let memory = match live.iter().map(|r| r.pss_bytes).sum::<Option<u64>>() {
+        Some(pss) if live.len() > 1 => format!("pss={}", fmt_bytes(pss)),
+        _ => format!("rss={}", fmt_bytes(rows.iter().map(|r| r.rss_bytes).sum())),
+    };
     format!(
-        "profiler: t={elapsed_s:.1}s procs={live} threads={} cpu={:.1}% rss={} runq_p99={} \
+        "profiler: t={elapsed_s:.1}s procs={} threads={} cpu={:.1}% {memory} runq_p99={} \
          csw={}v/{}i migr={}",
+        live.len(),
         rows.iter().map(|r| r.threads).sum::<u64>(),
         rows.iter().map(|r| r.cpu_percent).sum::<f64>(),
-        fmt_bytes(rows.iter().map(|r| r.rss_bytes).sum()),
         runq_p99(&all),
         all.voluntary_switches,
         all.involuntary_switches,
@@ -234,6 +247,7 @@ mod tests {
             comm: "srv".into(),
             cpu_percent: cpu,
             rss_bytes: 1 << 20,
+            pss_bytes: None,
             threads: 3,
             delta: SchedTotals {
                 voluntary_switches: vol,
@@ -252,6 +266,13 @@ mod tests {
         );
         assert!(l.contains("rss=2.0 MiB"), "{l}");
         assert!(l.contains("csw=7v/0i"), "{l}");
+        // With each process's PSS known, the line shows their sum instead of RSS.
+        let mut a = row(1, 50.0, 3);
+        let mut b = row(2, 25.0, 4);
+        a.pss_bytes = Some(600 << 10);
+        b.pss_bytes = Some(400 << 10);
+        let l = render_line(&[a, b], 2.0);
+        assert!(l.contains(" pss=1000.0 KiB ") && !l.contains("rss="), "{l}");
     }
 
     #[test]
