@@ -9,6 +9,7 @@ mod layers;
 mod llm_env;
 mod setup;
 mod shell;
+mod soak;
 mod test;
 mod vm;
 
@@ -33,6 +34,11 @@ commands:
   layers  check the imports of profiler/src: no cycles, nothing pointing up the layer order,
           no capability importing another (docs/DEVELOPMENT.md, Layout)
   fuzz [SECONDS]  fuzz the HTTP/SSE analyzer (cargo-fuzz, nightly; default 60 s)
+  soak MINUTES [--check]  the daemon for MINUTES on a churning mix (servers started and killed
+          every minute under keep-alive, new-connection and SSE clients, short-lived CUDA and
+          thread-churning processes); a table of its RSS, fds, CPU and events lost; --check
+          fails on a request count /metrics lacks, RSS growth ≥ 5% after the first minute, fd
+          growth or lost events
   bench [sched|http|cuda]  overhead benchmarks: ns added per context switch; nginx throughput with
           and without the profiler, agent CPU per request and RSS; ns added per cuLaunchKernel
           by the CUDA probes vs an empty uprobe and no probe (stand-in libcuda)";
@@ -50,6 +56,15 @@ fn main() -> ExitCode {
         }),
         Some("layers") => layers::run(args.get(1).map(String::as_str) == Some("--edges")),
         Some("bench") => bench::run(args.get(1).map(String::as_str)),
+        Some("soak") => match args.get(1).map(|m| m.parse::<f64>()) {
+            Some(Ok(minutes)) if minutes > 0.0 => setup::run().and_then(|()| {
+                soak::run(minutes, args.get(2).map(String::as_str) == Some("--check"))
+            }),
+            _ => {
+                eprintln!("xtask: soak takes a number of minutes\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         Some("fuzz") => match args.get(1).map(|s| s.parse::<u64>()) {
             None => fuzz::run(60),
             Some(Ok(seconds)) => fuzz::run(seconds),

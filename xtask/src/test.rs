@@ -15,6 +15,10 @@ use crate::{
 /// Bounded fuzzing of the HTTP analyzer in every test run (longer runs: `cargo xtask fuzz N`).
 const FUZZ_SECONDS: u64 = 30;
 
+/// Minutes of `cargo xtask soak --check` in every test run (longer runs: `cargo xtask soak 30`,
+/// figures in docs/benchmarks.md).
+const SOAK_MINUTES: f64 = 2.0;
+
 #[derive(Default)]
 struct Tally {
     passed: u64,
@@ -121,6 +125,20 @@ pub fn run() -> Result<()> {
             .env("PROFILER_LLM_PYTHON", llm_env::python()),
         &mut tally,
     )?;
+    // Requires root like the end-to-end tests (the daemon loads eBPF programs).
+    if shell::is_root() {
+        println!(
+            "\n== soak (the daemon for 2 minutes under churn; counts exact, RSS and fds bounded)"
+        );
+        let soak_ok = crate::soak::run(SOAK_MINUTES, true)
+            .inspect_err(|e| println!("soak: {e:#}"))
+            .is_ok();
+        if soak_ok {
+            tally.passed += 1;
+        } else {
+            tally.failed += 1;
+        }
+    }
     let skipped = std::fs::read_to_string(&skip_log)
         .map(|s| s.lines().count() as u64)
         .unwrap_or(0);
