@@ -85,7 +85,7 @@ fuzz_target!(|input: &[u8]| {
         for rec in &out {
             check_record(rec);
             if let Some(s) = &rec.stream {
-                assert!(s.inter_event_ns.len() <= limits.max_gaps_per_stream);
+                assert!(s.inter_token_ns.len() <= limits.max_gaps_per_stream);
             }
         }
         out.clear();
