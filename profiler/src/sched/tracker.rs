@@ -177,6 +177,15 @@ impl Tracker {
         }
     }
 
+    /// Watched processes seen to have exited.
+    pub fn exited_pids(&self) -> Vec<u32> {
+        self.procs
+            .values()
+            .filter(|p| p.exited)
+            .map(|p| p.pid)
+            .collect()
+    }
+
     /// Removes a process and its threads (the daemon forgets exited processes); returns the
     /// thread ids removed.
     pub fn forget_process(&mut self, pid: u32) -> Vec<u32> {

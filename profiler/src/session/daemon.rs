@@ -40,12 +40,7 @@ pub fn forget_exited(
     tracker: &mut Tracker,
     captures: &mut [&mut dyn Capability],
 ) {
-    let exited: Vec<u32> = tracker
-        .procs
-        .values()
-        .filter(|p| p.exited)
-        .map(|p| p.pid)
-        .collect();
+    let exited = tracker.exited_pids();
     for &pid in &exited {
         for tid in tracker.forget_process(pid) {
             probes.forget_thread(tid);

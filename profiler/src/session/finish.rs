@@ -49,12 +49,7 @@ pub(crate) fn report(
     } = captures;
     collect(probes, tracker, ending.started);
     let duration_s = ending.started.elapsed().as_secs_f64();
-    let exited: Vec<u32> = tracker
-        .procs
-        .values()
-        .filter(|p| p.exited)
-        .map(|p| p.pid)
-        .collect();
+    let exited = tracker.exited_pids();
     let http_section = http.as_mut().map(|h| h.finish(probes, duration_s, &exited));
     let comm_of = |_pid: u32, tid: u32| {
         tracker

@@ -31,6 +31,22 @@ struct Seen {
 /// event goes out as two chunks in two writes, cut `cut` bytes in (the second at the event's
 /// time, the first 10 ns before it).
 fn play(content_type: &str, events: &[String], cut: Option<usize>) -> Seen {
+    let rec = play_record(content_type, events, cut);
+    let s = rec.stream.clone().expect("a stream");
+    Seen {
+        events: s.events,
+        content_events: s.content_events,
+        output_tokens: rec.output_tokens(),
+        estimated: rec.output_tokens_estimated(),
+        prompt_tokens: rec.prompt_tokens(),
+        first_content_ns: s.first_content_ns,
+        last_content_ns: s.last_content_ns,
+        outcome: rec.outcome,
+    }
+}
+
+/// `play`'s exchange itself.
+fn play_record(content_type: &str, events: &[String], cut: Option<usize>) -> RequestRecord {
     let mut t = T::new();
     t.r(100, POST);
     t.w(200, &head(content_type));
@@ -47,18 +63,7 @@ fn play(content_type: &str, events: &[String], cut: Option<usize>) -> Seen {
         }
     }
     t.w(9_000, "0\r\n\r\n");
-    let rec = t.one();
-    let s = rec.stream.clone().expect("a stream");
-    Seen {
-        events: s.events,
-        content_events: s.content_events,
-        output_tokens: rec.output_tokens(),
-        estimated: rec.output_tokens_estimated(),
-        prompt_tokens: rec.prompt_tokens(),
-        first_content_ns: s.first_content_ns,
-        last_content_ns: s.last_content_ns,
-        outcome: rec.outcome,
-    }
+    t.one()
 }
 
 /// Usage keys of every format, and what they become in the same stream without usage.
@@ -190,14 +195,7 @@ fn openai_chat_merged_tokens() {
     );
     let seen = play("text/event-stream", &events, None);
     assert_eq!((seen.content_events, seen.output_tokens), (3, Some(7)));
-    let mut t = T::new();
-    t.r(100, POST);
-    t.w(200, &head("text/event-stream"));
-    for (k, ev) in events.iter().enumerate() {
-        t.w(1_000 + 100 * k as u64, &chunk(ev));
-    }
-    t.w(9_000, "0\r\n\r\n");
-    let rec = t.one();
+    let rec = play_record("text/event-stream", &events, None);
     // First token event at 1 100, last at 1 300: 200 ns over 6 tokens after the first.
     assert_eq!(rec.tpot_ns(), Some(200.0 / 6.0));
 }
