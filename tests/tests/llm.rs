@@ -11,7 +11,8 @@
 //! - TTFT within 1 ms of the client's after the client's own delays: its send delay (its call
 //!   → the server's first request byte, the event log's Unix time against the client's) and,
 //!   when the first token was written before the SDK began reading the body, its set-up after
-//!   the response head; the rest (the receive delay) is at most 1 ms;
+//!   the response head; the rest (the receive delay) is at most 1 ms in the median round and
+//!   5 ms in any (the Python client on 2 busy CPUs once read a token 1.2 ms late);
 //! - TPOT within 5% of the client's (last − first token chunk) / (tokens − 1);
 //! - no `framing_lost` (the SDK's request heads are over 512 bytes).
 
@@ -53,6 +54,7 @@ fn openai_sdk_against_llama_cpp_server() {
         "one event line per request; server log:\n{}",
         server.log()
     );
+    let mut receive_delays = Vec::new();
     for (i, (c, e)) in client.chunks(2).zip(run.events.chunks(2)).enumerate() {
         let (c_stream, c_full) = (&c[0], &c[1]);
         let (e_stream, e_full) = (&e[0], &e[1]);
@@ -100,11 +102,14 @@ fn openai_sdk_against_llama_cpp_server() {
              client's send delay {send_delay_us:.0} µs, reading from {ready_us:.0} µs, receive \
              delay {receive_us:.0} µs"
         );
+        // The Python client on 2 busy CPUs sometimes reads a token a little late (1.2 ms once
+        // in CI): each round within 5 ms here, the rounds' median within 1 ms below.
         assert!(
-            (-100.0..=1000.0).contains(&receive_us),
+            (-100.0..=5000.0).contains(&receive_us),
             "round {i}: TTFT {ttft_us:.0} µs vs the client's {client_ttft_us:.0} µs less its \
              {send_delay_us:.0} µs send delay (reading from {ready_us:.0} µs)"
         );
+        receive_delays.push(receive_us);
 
         // TPOT.
         let client_tpot_us = (ns(c_stream, "last_token_ns") - ns(c_stream, "first_token_ns"))
@@ -117,6 +122,12 @@ fn openai_sdk_against_llama_cpp_server() {
             "round {i}: TPOT {tpot_us:.1} µs vs the client's {client_tpot_us:.1} µs"
         );
     }
+    receive_delays.sort_by(f64::total_cmp);
+    let median = receive_delays[receive_delays.len() / 2];
+    assert!(
+        median <= 1000.0,
+        "TTFT vs the client's, less its delays: median {median:.0} µs over {receive_delays:?}"
+    );
     let st = &run.server()["streaming"];
     assert_eq!(st["streams"], ROUNDS);
     assert_eq!(st["output_tokens_estimated_streams"], ROUNDS);
