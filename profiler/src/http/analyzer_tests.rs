@@ -168,3 +168,47 @@ fn other_protocols_are_counted_by_kind() {
         (2, 1, 1)
     );
 }
+
+/// Cost of the whole analysis per request for the HTTP benchmark's traffic (nginx answering
+/// wrk: a 48-byte GET read, a 240-byte response head written, a 100-byte body sent with
+/// sendfile, so no bytes captured), 16 keep-alive connections in turn. Run in release with
+/// `--ignored --nocapture`; under `valgrind --tool=callgrind` it gives instructions per request.
+#[test]
+#[ignore]
+fn time_per_benchmark_request() {
+    const GET: &[u8] = b"GET /small.txt HTTP/1.1\r\nHost: 127.0.0.1:41999\r\n\r\n";
+    const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 06 Dec 2026 19:58:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nLast-Modified: Sun, 06 Dec 2026 19:40:00 GMT\r\nConnection: keep-alive\r\nETag: \"6754d2a0-64\"\r\nAccept-Ranges: bytes\r\n\r\n";
+    let n: u64 = std::env::var("REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut a = SocketAnalyzer::new(RequestStats::new(SlaTargets::default()));
+    let conns = 16;
+    let mut records: Vec<[Vec<u8>; 3]> = (0..conns)
+        .map(|c| {
+            let fd = 10 + c;
+            let with_sk = |mut ev: Vec<u8>| {
+                // `sk` at offset 16: one socket per connection.
+                ev[16..24].copy_from_slice(&(0x1000 + c as u64).to_ne_bytes());
+                ev
+            };
+            [
+                with_sk(event(sock_event::READ, 0, fd, GET.len() as i64, GET)),
+                with_sk(event(sock_event::WRITE, 0, fd, HEAD.len() as i64, HEAD)),
+                with_sk(event(sock_event::WRITE, 0, fd, 100, b"")),
+            ]
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let evs = &mut records[(i % conns as u64) as usize];
+        for (k, ev) in evs.iter_mut().enumerate() {
+            ev[0..8].copy_from_slice(&(i * 10_000 + k as u64 * 1_000).to_ne_bytes());
+            a.on_record(ev);
+        }
+    }
+    let per = start.elapsed().as_nanos() as f64 / n as f64;
+    println!("{per:.0} ns per request (3 events: GET read, head write, sendfile)");
+    let server = a.stats.report(1.0).server.expect("server side");
+    assert_eq!(server.requests, n);
+}

@@ -1,5 +1,7 @@
 //! The analyzer's output: one record per request/response exchange on a connection.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 /// Which side of the exchange the watched process was on.
@@ -83,7 +85,7 @@ impl StreamStats {
 pub struct RequestRecord {
     pub role: Role,
     /// Request method as sent (`GET`, `POST`, …; at most 16 bytes, else `OTHER`).
-    pub method: String,
+    pub method: Cow<'static, str>,
     /// Final (non-1xx) response status; `None` when no response head was seen.
     pub status: Option<u16>,
     /// Request head + body bytes.

@@ -254,7 +254,9 @@ struct SideAcc {
     role: Role,
     requests: u64,
     errors: Errors,
-    by_status: BTreeMap<String, u64>,
+    /// By status code (`None`: no response); named only in the report, so that counting a
+    /// request allocates nothing.
+    by_status: BTreeMap<Option<u16>, u64>,
     by_method: BTreeMap<String, u64>,
     by_process: BTreeMap<u32, ProcCounts>,
     latency: Histogram<u64>,
@@ -304,17 +306,18 @@ impl SideAcc {
             Outcome::Reset => self.errors.reset += 1,
         }
 
-        let status = rec
-            .status
-            .map_or_else(|| "none".to_string(), |s| s.to_string());
-        *self.by_status.entry(status).or_default() += 1;
-        let method =
-            if self.by_method.contains_key(&rec.method) || self.by_method.len() < MAX_METHODS - 1 {
-                rec.method.clone()
+        *self.by_status.entry(rec.status).or_default() += 1;
+        // A method already counted is found without an allocation.
+        if let Some(n) = self.by_method.get_mut(&*rec.method) {
+            *n += 1;
+        } else {
+            let method = if self.by_method.len() < MAX_METHODS - 1 {
+                rec.method.to_string()
             } else {
                 "OTHER".to_string()
             };
-        *self.by_method.entry(method).or_default() += 1;
+            *self.by_method.entry(method).or_default() += 1;
+        }
         let proc = self.by_process.entry(pid).or_default();
         proc.requests += 1;
         proc.errors += u64::from(error);
@@ -407,7 +410,16 @@ impl SideAcc {
             requests_per_s: ratio(self.requests as f64, duration_s).unwrap_or(0.0),
             in_flight,
             errors: self.errors,
-            by_status: self.by_status.clone(),
+            by_status: self
+                .by_status
+                .iter()
+                .map(|(status, n)| {
+                    (
+                        status.map_or_else(|| "none".to_string(), |s| s.to_string()),
+                        *n,
+                    )
+                })
+                .collect(),
             by_method: self.by_method.clone(),
             by_process: self
                 .by_process

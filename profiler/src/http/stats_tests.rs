@@ -437,7 +437,7 @@ fn by_method_is_capped() {
     let mut st = RequestStats::new(SlaTargets::default());
     let mut r = rec(MS);
     for i in 0..100 {
-        r.method = format!("M{i}");
+        r.method = format!("M{i}").into();
         st.record(1, &r);
     }
     r.method = "M0".into();

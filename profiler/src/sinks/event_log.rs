@@ -2,7 +2,7 @@
 //! it (a request observer). Timings, sizes and counts only — never paths, headers, payloads or
 //! prompts. Writes to any `Write`.
 
-use std::io::Write;
+use std::{borrow::Cow, io::Write};
 
 use serde::Serialize;
 
@@ -18,7 +18,7 @@ pub struct EventLine {
     pub ts_unix_s: f64,
     pub pid: u32,
     pub role: Role,
-    pub method: String,
+    pub method: Cow<'static, str>,
     pub status: Option<u16>,
     pub outcome: Outcome,
     pub error: bool,

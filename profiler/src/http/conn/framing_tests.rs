@@ -194,7 +194,7 @@ fn pipelining_three_in_one_read() {
     );
     let recs = t.take();
     assert_eq!(recs.len(), 3);
-    let methods: Vec<&str> = recs.iter().map(|r| r.method.as_str()).collect();
+    let methods: Vec<&str> = recs.iter().map(|r| &*r.method).collect();
     assert_eq!(methods, ["GET", "HEAD", "POST"]);
     assert_eq!(recs[2].status, Some(404));
     assert_eq!(

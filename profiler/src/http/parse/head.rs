@@ -2,22 +2,18 @@
 //!
 //! The summary: Content-Length, Transfer-Encoding, Content-Type.
 //!
-//! A complete, well-formed head is parsed by `httparse`. Heads it rejects or cannot finish are
-//! scanned line by line instead, as leniently as before: heads cut short by the capture (only
-//! their complete lines count), header lines without a colon (skipped), white space around a
-//! field name (trimmed), control bytes in values, obsolete line folding, `HTTP/1.x` versions
-//! other than 1.0 and 1.1, and more than `MAX_FIELDS` fields. Both paths give the same summary
-//! for any head `httparse` accepts.
+//! Heads are scanned line by line, leniently: heads cut short by the capture (only their
+//! complete lines count), header lines without a colon (skipped), white space around a field
+//! name (trimmed), control bytes in values, obsolete line folding, `HTTP/1.x` versions other
+//! than 1.0 and 1.1, any number of fields. For every head `httparse` accepts the scan gives the
+//! summary `httparse`'s fields give (`head_tests`: `httparse` is the oracle there). It is not
+//! the production path: it validated every head in full only for the analyzer to keep three
+//! fields, and cost a quarter of the agent's instructions per request on the HTTP benchmark
+//! (docs/benchmarks.md, "Agent cost per request").
 
-use std::mem::MaybeUninit;
-
-use httparse::{ParserConfig, Status};
 use memchr::{memchr, memchr_iter};
 
 use super::line::{LineClass, Method, classify_request_line, parse_status_line};
-
-/// Header fields `httparse` gets room for; a head with more is scanned leniently.
-const MAX_FIELDS: usize = 64;
 
 /// Media type of a body, as far as the analyzer cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,8 +108,10 @@ impl HeadInfo {
         }
     }
 
-    /// The summary of fields `httparse` parsed (names are tokens, values are trimmed).
-    fn from_fields(fields: &[httparse::Header<'_>]) -> Self {
+    /// The summary of fields `httparse` parsed (names are tokens, values are trimmed): the
+    /// oracle the scan is tested against.
+    #[cfg(test)]
+    pub(super) fn from_fields(fields: &[httparse::Header<'_>]) -> Self {
         let mut info = HeadInfo::default();
         for f in fields {
             info.add(f.name.as_bytes(), f.value);
@@ -125,11 +123,18 @@ impl HeadInfo {
     /// field, its name and value trimmed; other lines are skipped.
     fn scan_lines(lines: &[u8]) -> Self {
         let mut info = HeadInfo::default();
-        let mut rest = lines;
-        while let Some(nl) = memchr(b'\n', rest) {
-            let line = &rest[..nl];
-            rest = &rest[nl + 1..];
-            if let Some(colon) = memchr(b':', line) {
+        let mut start = 0;
+        for nl in memchr_iter(b'\n', lines) {
+            let line = &lines[start..nl];
+            start = nl + 1;
+            // Only Content-*, Transfer-Encoding matter: other lines are passed over before their
+            // colon is looked for (most of a head, at a fraction of the cost).
+            let name_start = line.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r'));
+            if !name_start.is_some_and(|i| matches!(line[i], b'c' | b'C' | b't' | b'T')) {
+                continue;
+            }
+            // Field names are short: a plain loop beats a vector search there.
+            if let Some(colon) = line.iter().position(|&b| b == b':') {
                 info.add(trim(&line[..colon]), trim(&line[colon + 1..]));
             }
         }
@@ -147,42 +152,15 @@ pub fn parse_headers(head: &[u8], first_line_end: usize) -> HeadInfo {
 /// Parses a complete request head (up to and including its blank line): the method and the
 /// header summary; `None` when it does not start with a request line.
 pub fn parse_request_head(head: &[u8]) -> Option<(Method, HeadInfo)> {
-    // The line is ours (see `line`); it starts with a method byte, so `httparse` has no blank
-    // lines to skip and its request line ends where ours does.
     let LineClass::Request { method, line_end } = classify_request_line(head) else {
         return None;
     };
-    let mut fields = [const { MaybeUninit::uninit() }; MAX_FIELDS];
-    let mut req = httparse::Request::new(&mut []);
-    // Only a head that its blank line ends is taken: the lenient scan also reads lines after it.
-    if req.parse_with_uninit_headers(head, &mut fields) == Ok(Status::Complete(head.len())) {
-        return Some((method, HeadInfo::from_fields(req.headers)));
-    }
-    // `httparse` rejects it (lenient-only syntax, `HTTP/1.x` beyond 1.1): scan the lines.
     Some((method, parse_headers(head, line_end)))
 }
 
 /// Parses a response head (complete, or cut short: only its complete lines are used): the
 /// status and the header summary; `None` when it does not start with a full status line.
 pub fn parse_response_head(head: &[u8]) -> Option<(u16, HeadInfo)> {
-    // `httparse` skips blank lines before the status line, which we do not: hence the prefix
-    // check. Only a head that its blank line ends is taken, as above.
-    if head.starts_with(b"HTTP/1.") {
-        let mut fields = [const { MaybeUninit::uninit() }; MAX_FIELDS];
-        let mut resp = httparse::Response::new(&mut []);
-        let parsed = ParserConfig::default().parse_response_with_uninit_headers(
-            &mut resp,
-            head,
-            &mut fields,
-        );
-        if parsed == Ok(Status::Complete(head.len()))
-            && let Some(code) = resp.code
-        {
-            return Some((code, HeadInfo::from_fields(resp.headers)));
-        }
-    }
-    // Cut short by the capture (`httparse`: Partial, no fields) or rejected by `httparse`: our
-    // status line, then the lenient scan of the complete lines.
     let status = parse_status_line(head)?;
     let line_end = memchr(b'\n', head)? + 1;
     Some((status, parse_headers(head, line_end)))

@@ -66,7 +66,7 @@ fn head_acc() {
     ));
 }
 
-/// Heads `httparse` accepts give the same summary as the lenient scan.
+/// Heads `httparse` accepts: the scan's summary is the one `httparse`'s fields give.
 #[test]
 fn httparse_agrees_with_lenient_scan() {
     let fields: [&[u8]; 6] = [
@@ -86,22 +86,25 @@ fn httparse_agrees_with_lenient_scan() {
     for line in lines {
         for f in fields {
             let head = [line, f].concat();
-            let lenient = HeadInfo::scan_lines(f);
-            let ours = match parse_status_line(&head) {
+            let mut h = [httparse::EMPTY_HEADER; 64];
+            let (ours, oracle) = match parse_status_line(&head) {
                 Some(status) => {
-                    let mut h = [httparse::EMPTY_HEADER; MAX_FIELDS];
-                    let parsed = httparse::Response::new(&mut h).parse(&head);
-                    assert_eq!(parsed, Ok(Status::Complete(head.len())));
-                    parse_response_head(&head).map(|(s, i)| (s == status, i))
+                    let mut resp = httparse::Response::new(&mut h);
+                    let parsed = resp.parse(&head);
+                    assert_eq!(parsed, Ok(httparse::Status::Complete(head.len())));
+                    assert_eq!(resp.code, Some(status));
+                    let ours = parse_response_head(&head).map(|(s, i)| (s == status, i));
+                    (ours, HeadInfo::from_fields(resp.headers))
                 }
                 None => {
-                    let mut h = [httparse::EMPTY_HEADER; MAX_FIELDS];
-                    let parsed = httparse::Request::new(&mut h).parse(&head);
-                    assert_eq!(parsed, Ok(Status::Complete(head.len())));
-                    parse_request_head(&head).map(|(m, i)| (m.is(b"POST"), i))
+                    let mut req = httparse::Request::new(&mut h);
+                    let parsed = req.parse(&head);
+                    assert_eq!(parsed, Ok(httparse::Status::Complete(head.len())));
+                    let ours = parse_request_head(&head).map(|(m, i)| (m.is(b"POST"), i));
+                    (ours, HeadInfo::from_fields(req.headers))
                 }
             };
-            assert_eq!(ours, Some((true, lenient)), "{head:?}");
+            assert_eq!(ours, Some((true, oracle)), "{head:?}");
         }
     }
 }
@@ -136,9 +139,9 @@ fn lenient_fallback() {
         r(b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\n"),
         Some((200, Some(2), false))
     );
-    // More fields than `httparse` gets room for.
+    // More fields than a fixed-size field table would hold.
     let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
-    for i in 0..MAX_FIELDS {
+    for i in 0..100 {
         many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
     }
     many.extend_from_slice(b"Content-Length: 9\r\n\r\n");
@@ -154,11 +157,11 @@ fn lenient_fallback() {
     let q = |h: &[u8]| parse_request_head(h).map(|(m, i)| (m.to_report_string(), i.content_length));
     assert_eq!(
         q(b"GET / HTTP/1.1\r\nContent-Length : 3\r\n\r\n"),
-        Some(("GET".to_string(), Some(3)))
+        Some(("GET".into(), Some(3)))
     );
     assert_eq!(
         q(b"GET / HTTP/1.3\r\nContent-Length: 4\r\n\r\n"),
-        Some(("GET".to_string(), Some(4)))
+        Some(("GET".into(), Some(4)))
     );
     assert_eq!(q(b"get / HTTP/1.1\r\nContent-Length: 4\r\n\r\n"), None);
 }

@@ -7,7 +7,9 @@
 //! (`NeedMore` with the method once `METHOD ` is seen, `Invalid` at the first byte that rules
 //! HTTP out), with a stricter method grammar (upper case, `-`, `_`) and any `HTTP/1.x` version;
 //! and a status line must be read from heads the capture cut short. Complete heads that
-//! `httparse` accepts do get their fields from it (see `head`).
+//! `httparse` accepts get the same summary from the scan in `head` as from `httparse`.
+
+use std::borrow::Cow;
 
 use memchr::memchr;
 
@@ -42,12 +44,18 @@ impl Method {
         self.as_bytes() == name
     }
 
-    /// The method as reported: the token, or `OTHER` when it was too long.
-    pub fn to_report_string(&self) -> String {
+    /// The method as reported: the token, or `OTHER` when it was too long. The common methods
+    /// are static strings: a request's record allocates nothing for its method.
+    pub fn to_report_string(&self) -> Cow<'static, str> {
+        const COMMON: [&str; 9] = [
+            "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+        ];
         if self.len == 0 {
-            "OTHER".to_string()
-        } else {
-            String::from_utf8_lossy(self.as_bytes()).into_owned()
+            return Cow::Borrowed("OTHER");
+        }
+        match COMMON.iter().find(|m| m.as_bytes() == self.as_bytes()) {
+            Some(m) => Cow::Borrowed(m),
+            None => Cow::Owned(String::from_utf8_lossy(self.as_bytes()).into_owned()),
         }
     }
 }

@@ -129,7 +129,7 @@ fn http_rows(
         .map(|(k, h)| {
             (
                 vec![
-                    ("http_request_method", k.method.clone()),
+                    ("http_request_method", k.method.to_string()),
                     ("http_response_status_code", k.status.clone()),
                     ("error_type", k.error_type.clone()),
                 ],

@@ -17,7 +17,7 @@ use crate::{
 fn request(method: &str, status: Option<u16>, latency_ms: u64, outcome: Outcome) -> RequestRecord {
     RequestRecord {
         role: Role::Server,
-        method: method.into(),
+        method: method.to_string().into(),
         status,
         request_bytes: 100,
         response_bytes: 200,

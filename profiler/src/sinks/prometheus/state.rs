@@ -2,7 +2,10 @@
 //! (histograms, counters) and the totals the session sets each interval; plus GPU, energy and
 //! self-observability rows. Pure bookkeeping under one lock; `collector` encodes it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+};
 
 use profiler_common::{CudaEvent, copy_direction, cuda_flag};
 use prometheus_client::metrics::histogram::Histogram;
@@ -41,7 +44,7 @@ impl Default for Caps {
 /// Labels of one HTTP duration series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HttpKey {
-    pub method: String,
+    pub method: Cow<'static, str>,
     pub status: String,
     pub error_type: String,
 }
