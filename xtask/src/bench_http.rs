@@ -209,18 +209,28 @@ impl Bpftrace {
             .stderr(Stdio::null())
             .spawn()
             .context("running bpftrace (apt-get install bpftrace)")?;
-        let mut out = BufReader::new(child.stdout.take().context("bpftrace stdout")?);
-        let mut line = String::new();
-        while !line.starts_with("Attaching") {
-            line.clear();
-            if out.read_line(&mut line)? == 0 {
+        let out = BufReader::new(child.stdout.take().context("bpftrace stdout")?);
+        // Its stdout is read on a thread: once (in ~100 runs) the "Attaching" line never came
+        // while bpftrace sat attached in epoll_wait, and the bench waited forever.
+        let (attached, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("Attaching") || line.starts_with("Attached") {
+                    let _ = attached.send(());
+                }
+            }
+        });
+        let mut tracer = Self(child);
+        if seen.recv_timeout(Duration::from_secs(30)).is_err() {
+            if tracer.0.try_wait()?.is_some() {
                 bail!("bpftrace exited before attaching");
             }
+            println!("http bench: bpftrace said nothing in 30 s but runs; measuring anyway");
         }
-        std::thread::spawn(move || for _ in out.lines() {});
         // "Attaching N probes..." comes before the last probe is in.
         sleep(Duration::from_millis(500));
-        Ok(Self(child))
+        Ok(tracer)
     }
 }
 
