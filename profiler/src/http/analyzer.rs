@@ -289,8 +289,11 @@ impl SocketAnalyzer {
                 entry.conn.on_segment(seg, &mut records);
             }
         }
+        // Counted here, while the entry is at hand: no second lookup per event.
+        entry.requests += records.len() as u64;
+        let endpoint = entry.endpoint;
         self.records = records;
-        self.flush_records(id);
+        self.flush_records_to(id.pid(), endpoint);
     }
 
     /// The connection a transfer on (pid, fd) belongs to. The first transfer that names the
@@ -326,21 +329,23 @@ impl SocketAnalyzer {
     }
 
     fn entry(&mut self, key: ConnId, ts_ns: u64) -> &mut ConnEntry {
-        if !self.conns.contains_key(&key) {
-            if self.conns.len() >= MAX_CONNECTIONS {
-                self.evict_oldest();
-            }
-            self.counters.connections_seen += 1;
+        // One hash lookup per event; the second only when the table is full.
+        if self.conns.len() >= MAX_CONNECTIONS && !self.conns.contains_key(&key) {
+            self.evict_oldest();
         }
         let limits = self.limits;
-        let e = self.conns.entry(key).or_insert_with(|| ConnEntry {
-            conn: Connection::new(limits),
-            opened_ns: None,
-            requests: 0,
-            last_ts_ns: ts_ns,
-            peer_closed: false,
-            endpoint: None,
-            family: 0,
+        let seen = &mut self.counters.connections_seen;
+        let e = self.conns.entry(key).or_insert_with(|| {
+            *seen += 1;
+            ConnEntry {
+                conn: Connection::new(limits),
+                opened_ns: None,
+                requests: 0,
+                last_ts_ns: ts_ns,
+                peer_closed: false,
+                endpoint: None,
+                family: 0,
+            }
         });
         e.last_ts_ns = ts_ns;
         e
@@ -389,15 +394,6 @@ impl SocketAnalyzer {
         self.counters.head_overflow += conn.drops.head_overflow;
         self.counters.pending_overflow += conn.drops.pending_overflow;
         self.counters.resync_skips += conn.drops.desync;
-    }
-
-    fn flush_records(&mut self, key: ConnId) {
-        let n = self.records.len() as u64;
-        let endpoint = self.conns.get_mut(&key).and_then(|e| {
-            e.requests += n;
-            e.endpoint
-        });
-        self.flush_records_to(key.pid(), endpoint);
     }
 
     fn flush_records_to(&mut self, pid: u32, endpoint: Option<Endpoint>) {

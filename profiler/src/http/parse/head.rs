@@ -6,10 +6,10 @@
 //! complete lines count), header lines without a colon (skipped), white space around a field
 //! name (trimmed), control bytes in values, obsolete line folding, `HTTP/1.x` versions other
 //! than 1.0 and 1.1, any number of fields. For every head `httparse` accepts the scan gives the
-//! summary `httparse`'s fields give (`head_tests`: `httparse` is the oracle there). It is not
-//! the production path: it validated every head in full only for the analyzer to keep three
-//! fields, and cost a quarter of the agent's instructions per request on the HTTP benchmark
-//! (docs/benchmarks.md, "Agent cost per request").
+//! summary `httparse`'s fields give (`head_tests`: `httparse` is the oracle there, on fixed and
+//! random heads). `httparse` is not the production path: it validated every head in full for
+//! the analyzer to keep three fields, a quarter of the agent's instructions per request on the
+//! HTTP benchmark (docs/benchmarks.md, "Agent cost per request").
 
 use memchr::{memchr, memchr_iter};
 

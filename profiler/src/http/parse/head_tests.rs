@@ -165,3 +165,89 @@ fn lenient_fallback() {
     );
     assert_eq!(q(b"get / HTTP/1.1\r\nContent-Length: 4\r\n\r\n"), None);
 }
+
+/// Random heads from pieces that matter to the scan (the three names in any case, leading
+/// white space, odd spacing, lists, media types, other fields): wherever `httparse` accepts
+/// one, the scan's summary is the one its fields give.
+#[test]
+fn scan_agrees_with_httparse_on_random_heads() {
+    const NAMES: [&str; 12] = [
+        "Content-Length",
+        "content-length",
+        "CONTENT-LENGTH",
+        "Transfer-Encoding",
+        "transfer-encoding",
+        "Content-Type",
+        "content-type",
+        "Connection",
+        "Cache-Control",
+        "Trailer",
+        "X-Content-Length",
+        "Host",
+    ];
+    const VALUES: [&str; 14] = [
+        "5",
+        " 12 ",
+        "5, 5",
+        "5,6",
+        "x",
+        "",
+        "chunked",
+        "gzip, chunked",
+        "chunked, gzip",
+        "text/event-stream",
+        "application/json; charset=utf-8",
+        "application/x-ndjson",
+        "Text/Event-Stream ; q=1",
+        "keep-alive",
+    ];
+    const SPACES: [&str; 4] = ["", " ", "  ", "\t"];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = |n: usize| {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+    };
+    let mut accepted = 0;
+    for _ in 0..20_000 {
+        let mut head = if next(2) == 0 {
+            b"HTTP/1.1 200 OK\r\n".to_vec()
+        } else {
+            b"POST /v1 HTTP/1.1\r\n".to_vec()
+        };
+        for _ in 0..next(6) {
+            let line = format!(
+                "{}{}:{}{}{}",
+                SPACES[next(16).saturating_sub(12)],
+                NAMES[next(NAMES.len())],
+                SPACES[next(SPACES.len())],
+                VALUES[next(VALUES.len())],
+                SPACES[next(SPACES.len())],
+            );
+            head.extend_from_slice(line.as_bytes());
+            head.extend_from_slice(if next(4) == 0 { b"\n" } else { b"\r\n" });
+        }
+        head.extend_from_slice(b"\r\n");
+        let mut h = [httparse::EMPTY_HEADER; 16];
+        let (ours, oracle) = if head.starts_with(b"HTTP") {
+            let mut resp = httparse::Response::new(&mut h);
+            if resp.parse(&head) != Ok(httparse::Status::Complete(head.len())) {
+                continue;
+            }
+            let ours = parse_response_head(&head).map(|(_, i)| i);
+            (ours, HeadInfo::from_fields(resp.headers))
+        } else {
+            let mut req = httparse::Request::new(&mut h);
+            if req.parse(&head) != Ok(httparse::Status::Complete(head.len())) {
+                continue;
+            }
+            let ours = parse_request_head(&head).map(|(_, i)| i);
+            (ours, HeadInfo::from_fields(req.headers))
+        };
+        accepted += 1;
+        assert_eq!(ours, Some(oracle), "{:?}", String::from_utf8_lossy(&head));
+    }
+    // Most heads must be ones httparse accepts, or the comparison says little.
+    assert!(accepted > 5_000, "{accepted}");
+}
