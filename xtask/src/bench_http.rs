@@ -2,7 +2,9 @@
 //! nothing attached; bpftrace counting on the syscall hook set (the old floor); bpftrace
 //! counting on the socket-layer hook set (the new floor); the profiler (default path); the
 //! profiler forced onto the syscall path; the profiler with `--no-http` — each as a ratio of
-//! the median throughput to "nothing", with the profiler's own CPU time per request.
+//! the median throughput to "nothing" and as the median of each round's ratio to that round's
+//! "nothing" (steadier when the machine's speed drifts), with the profiler's own CPU time per
+//! request.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -118,20 +120,33 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
     );
     let mut rows = Vec::new();
     let mut summary = String::from("http (nginx 1 worker, wrk -t2 -c16, medians):");
+    let nothing: Vec<f64> = samples[0].iter().map(|s| s.requests_per_s).collect();
     for (setup, runs) in SETUPS.iter().zip(&samples) {
         let rps = median(&mut runs.iter().map(|s| s.requests_per_s).collect::<Vec<_>>());
+        // Each round against that round's "nothing": the VM's speed drifts (2× within a day
+        // seen), a round's 30 s much less.
+        let mut per_round: Vec<f64> = runs
+            .iter()
+            .zip(&nothing)
+            .map(|(s, n)| s.requests_per_s / n)
+            .collect();
+        let round_ratio = median(&mut per_round);
+        let (lo, hi) = (per_round[0], per_round[per_round.len() - 1]);
         let agent: Vec<f64> = runs.iter().filter_map(|s| s.agent_ns_per_request).collect();
         let agent = (!agent.is_empty()).then(|| median(&mut agent.clone()));
         rows.push(serde_json::json!({
             "setup": setup.name(),
             "requests_per_s": rps,
             "ratio_to_nothing": rps / base,
+            "ratio_per_round_median": round_ratio,
+            "ratio_per_round_range": [lo, hi],
             "agent_cpu_ns_per_request": agent,
             "requests_counted_vs_wrk": runs.iter().filter_map(|s| s.counted).collect::<Vec<_>>(),
             "missed_scheduler_runs": runs.iter().filter_map(|s| s.missed_runs).collect::<Vec<_>>(),
         }));
         summary.push_str(&format!(
-            "\n  {:<38} {rps:>9.0} req/s  ratio {:.3}{}",
+            "\n  {:<38} {rps:>9.0} req/s  ratio {:.3}  per round {round_ratio:.3} \
+             ({lo:.3}–{hi:.3}){}",
             setup.name(),
             rps / base,
             agent.map_or(String::new(), |a| format!(
