@@ -126,16 +126,7 @@ fn http_rows(
     side: &std::collections::BTreeMap<HttpKey, Histogram>,
 ) -> Vec<(Vec<(&'static str, String)>, Value<'_>)> {
     side.iter()
-        .map(|(k, h)| {
-            (
-                vec![
-                    ("http_request_method", k.method.to_string()),
-                    ("http_response_status_code", k.status.clone()),
-                    ("error_type", k.error_type.clone()),
-                ],
-                Value::Histogram(h),
-            )
-        })
+        .map(|(k, h)| (k.labels(), Value::Histogram(h)))
         .collect()
 }
 

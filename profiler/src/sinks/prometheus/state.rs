@@ -41,31 +41,68 @@ impl Default for Caps {
     }
 }
 
-/// Labels of one HTTP duration series.
+/// Labels of one HTTP duration series, kept as values: the label strings are made when the
+/// series is encoded, not for every request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HttpKey {
     pub method: Cow<'static, str>,
-    pub status: String,
-    pub error_type: String,
+    pub status: Option<u16>,
+    pub error_type: ErrorType,
+}
+
+/// The `error_type` label. Declared in the order of its label strings, so series sort as
+/// their labels do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorType {
+    /// Empty label: no error.
+    None,
+    /// A 4xx or 5xx status (as in the report: docs/http.md).
+    Status(u16),
+    ClosedBeforeResponse,
+    ClosedMidResponse,
+    Reset,
+}
+
+impl ErrorType {
+    fn label(self) -> String {
+        match self {
+            ErrorType::None => String::new(),
+            ErrorType::Status(s) => s.to_string(),
+            ErrorType::ClosedBeforeResponse => "closed_before_response".into(),
+            ErrorType::ClosedMidResponse => "closed_mid_response".into(),
+            ErrorType::Reset => "reset".into(),
+        }
+    }
 }
 
 impl HttpKey {
     pub fn of(rec: &RequestRecord) -> Self {
         let error_type = match rec.outcome {
-            // As in the report: 4xx and 5xx are errors (docs/http.md).
             Outcome::Complete => match rec.status {
-                Some(s @ 400..=599) => s.to_string(),
-                _ => String::new(),
+                Some(s @ 400..=599) => ErrorType::Status(s),
+                _ => ErrorType::None,
             },
-            Outcome::ClosedBeforeResponse => "closed_before_response".into(),
-            Outcome::ClosedMidResponse => "closed_mid_response".into(),
-            Outcome::Reset => "reset".into(),
+            Outcome::ClosedBeforeResponse => ErrorType::ClosedBeforeResponse,
+            Outcome::ClosedMidResponse => ErrorType::ClosedMidResponse,
+            Outcome::Reset => ErrorType::Reset,
         };
         Self {
             method: rec.method.clone(),
-            status: rec.status.map(|s| s.to_string()).unwrap_or_default(),
+            status: rec.status,
             error_type,
         }
+    }
+
+    /// The series' label pairs.
+    pub fn labels(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("http_request_method", self.method.to_string()),
+            (
+                "http_response_status_code",
+                self.status.map(|s| s.to_string()).unwrap_or_default(),
+            ),
+            ("error_type", self.error_type.label()),
+        ]
     }
 }
 
