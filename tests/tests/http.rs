@@ -273,7 +273,7 @@ fn python_http_server_no_keepalive_c4_count() {
 ///
 /// The server runs with `--fifo`: without it, its user-space timestamps lag the syscall exits
 /// when the client it wakes preempts it (p99 +559 µs at c=8 on a 2-vCPU VM); with it they agree
-/// within a few µs (see src/bin/http_server.rs).
+/// within a few µs (see src/bin/http_server/main.rs).
 fn hyper_delay(keepalive: bool) {
     let hyper = HyperServer::start(&["--workers", "2"]);
     let url = hyper.url("/delay?ms=1-5");

@@ -22,7 +22,7 @@ const VM_TIMEOUT_S: u32 = 300;
 /// The binaries of this workspace that go into the image.
 pub struct Binaries<'a> {
     pub profiler: &'a Path,
-    /// `http-server` (tests/src/bin/http_server.rs).
+    /// `http-server` (tests/src/bin/http_server/main.rs).
     pub http_server: &'a Path,
 }
 

@@ -57,19 +57,16 @@ use std::{
     fs::File,
     io::{self, Write as _},
     os::fd::{AsRawFd as _, RawFd},
-    pin::Pin,
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
-    task::{Context, Poll},
     time::Duration,
 };
 
 use bytes::Bytes;
 use hyper::{
     Request, Response, StatusCode,
-    body::{Body, Frame, SizeHint},
     header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue},
     server::conn::http1,
     service::service_fn,
@@ -77,10 +74,8 @@ use hyper::{
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     signal::unix::{SignalKind, signal},
-    time::Sleep,
 };
 
 struct Args {
@@ -116,6 +111,12 @@ fn parse_args() -> Args {
     }
     args
 }
+
+mod body;
+mod timed;
+
+use body::{AnyBody, Sse};
+use timed::TimedStream;
 
 /// CLOCK_MONOTONIC in ns (the clock `bpf_ktime_get_ns` reads).
 fn now_ns() -> u64 {
@@ -359,222 +360,6 @@ impl Conn {
     }
 }
 
-/// A TCP stream that reports each read that returned data and each write that wrote data.
-struct TimedStream {
-    inner: TcpStream,
-    conn: Arc<Conn>,
-}
-
-impl AsyncRead for TimedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.conn.on_read(n);
-        }
-        r
-    }
-}
-
-impl AsyncWrite for TimedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let called = now_ns();
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r
-            && n > 0
-        {
-            self.conn.on_write(n, called);
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let called = now_ns();
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r
-            && n > 0
-        {
-            self.conn.on_write(n, called);
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.conn.lock().reset {
-            // No FIN: the close with SO_LINGER 0 sends the RST.
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-impl Drop for TimedStream {
-    fn drop(&mut self) {
-        self.conn.close();
-        server()
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.conn.id);
-        // `inner` is closed after this: with SO_LINGER 0 (after /reset) that sends the RST.
-    }
-}
-
-/// Response bodies: whole, an SSE stream, or a partial body followed by a reset.
-enum AnyBody {
-    Full(Option<Bytes>),
-    Sse(Box<Sse>),
-    Reset {
-        conn: Arc<Conn>,
-        sent: bool,
-        sleep: Pin<Box<Sleep>>,
-    },
-}
-
-struct Sse {
-    conn: Arc<Conn>,
-    events: u64,
-    start: tokio::time::Instant,
-    delay: Duration,
-    usage: bool,
-    prompt_tokens: u64,
-    sent: u64,
-    phase: SsePhase,
-    sleep: Option<Pin<Box<Sleep>>>,
-}
-
-/// The role-only first chunk of an OpenAI-style chat stream: a data event without a token.
-const ROLE_CHUNK: &[u8] =
-    b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
-
-#[derive(PartialEq)]
-enum SsePhase {
-    Role,
-    Tokens,
-    Usage,
-    Done,
-    End,
-}
-
-impl Sse {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        loop {
-            match self.phase {
-                SsePhase::Role => {
-                    self.phase = SsePhase::Tokens;
-                    self.conn.with_pending(|ex| {
-                        ex.unstamped += 1;
-                        ex.events_before_tokens = 1;
-                    });
-                    return Poll::Ready(Some(Bytes::from_static(ROLE_CHUNK)));
-                }
-                SsePhase::Tokens if self.sent < self.events => {
-                    // Event i is due at start + (i + 1) × delay: the timer's rounding does not
-                    // add up, so gaps average exactly `delay`.
-                    let due = self.start + self.delay * (self.sent as u32 + 1);
-                    let sleep = self
-                        .sleep
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-                    std::task::ready!(sleep.as_mut().poll(cx));
-                    self.sleep = None;
-                    let i = self.sent;
-                    self.sent += 1;
-                    self.conn.with_pending(|ex| ex.unstamped += 1);
-                    return Poll::Ready(Some(Bytes::from(format!(
-                        "data: {{\"choices\":[{{\"delta\":{{\"content\":\"tok{i}\"}}}}]}}\n\n"
-                    ))));
-                }
-                SsePhase::Tokens => {
-                    self.phase = if self.usage {
-                        SsePhase::Usage
-                    } else {
-                        SsePhase::Done
-                    };
-                }
-                SsePhase::Usage => {
-                    self.phase = SsePhase::Done;
-                    self.conn.with_pending(|ex| ex.unstamped += 1);
-                    let (p, n) = (self.prompt_tokens, self.events);
-                    return Poll::Ready(Some(Bytes::from(format!(
-                        "data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\
-                         \"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\n",
-                        p + n
-                    ))));
-                }
-                SsePhase::Done => {
-                    self.phase = SsePhase::End;
-                    self.conn.with_pending(|ex| ex.body_done = true);
-                    return Poll::Ready(Some(Bytes::from_static(b"data: [DONE]\n\n")));
-                }
-                SsePhase::End => return Poll::Ready(None),
-            }
-        }
-    }
-}
-
-impl Body for AnyBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match self.get_mut() {
-            AnyBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            AnyBody::Sse(sse) => sse.poll(cx).map(|d| d.map(|d| Ok(Frame::data(d)))),
-            AnyBody::Reset { conn, sent, sleep } => {
-                if !*sent {
-                    *sent = true;
-                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'r'; 1000])))));
-                }
-                // Pending while hyper writes the head and the partial body, then abort.
-                std::task::ready!(sleep.as_mut().poll(cx));
-                conn.arm_reset();
-                Poll::Ready(Some(Err(io::Error::other("reset by /reset"))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            AnyBody::Full(data) => data.is_none(),
-            AnyBody::Sse(sse) => sse.phase == SsePhase::End,
-            AnyBody::Reset { .. } => false,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            AnyBody::Full(data) => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
-            }
-            _ => SizeHint::default(),
-        }
-    }
-}
-
 fn query<'a>(q: &'a str, key: &str) -> Option<&'a str> {
     q.split('&')
         .filter_map(|kv| kv.split_once('='))
@@ -627,21 +412,14 @@ async fn handle(req: Request<hyper::body::Incoming>, conn: Arc<Conn>) -> Respons
                 ex.sse = true;
                 ex.token_events = events;
             });
-            let mut r = Response::new(AnyBody::Sse(Box::new(Sse {
-                conn: conn.clone(),
+            let mut r = Response::new(AnyBody::Sse(Box::new(Sse::new(
+                conn.clone(),
                 events,
-                start: tokio::time::Instant::now(),
-                delay: Duration::from_millis(query_num(&q, "delay_ms", 10)),
-                usage: query(&q, "usage") == Some("1"),
-                prompt_tokens: query_num(&q, "prompt_tokens", 17),
-                sent: 0,
-                phase: if query(&q, "role") == Some("1") {
-                    SsePhase::Role
-                } else {
-                    SsePhase::Tokens
-                },
-                sleep: None,
-            })));
+                Duration::from_millis(query_num(&q, "delay_ms", 10)),
+                query(&q, "usage") == Some("1"),
+                query_num(&q, "prompt_tokens", 17),
+                query(&q, "role") == Some("1"),
+            ))));
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             r
