@@ -37,24 +37,36 @@ pub const THREAD_EXITED: u32 = 1;
 // socket ring was 16 MiB of the 48 MiB an idle `attach` showed.
 
 /// Size of the socket-event ring buffer (`SOCK_EVENTS`): at ~300 bytes per event (a
-/// [`SOCK_EVENT_HEADER_SIZE`]-byte header plus a request or response head), about 14k events
-/// between two drains (every 10 ms), i.e. headroom for ~1.4M socket transfers/s, 4.5× what an
-/// nginx worker serving 100k requests/s (3 events each) needs.
+/// [`SOCK_EVENT_HEADER_SIZE`]-byte header plus a request or response head), about 14k events.
+/// The agent drains it every [`DRAIN_MS`] or as soon as it is half full ([`wake_at`]): half a
+/// ring is ~7k events, 23 ms of an nginx worker serving 100k requests/s (3 events each), for
+/// the agent to wake up in.
 pub const SOCK_RING_BYTES: u32 = 4 << 20;
 
 /// Size of the CUDA call ring buffer (`CUDA_EVENTS`): [`CUDA_EVENT_SIZE`]-byte records (+8 of
-/// header), ~20k between two drains (every 10 ms), i.e. headroom for ~2M calls/s.
+/// header), ~20k; drained like the socket ring (every [`DRAIN_MS`], or when half full).
 pub const CUDA_RING_BYTES: u32 = 2 << 20;
 
 /// Size of the kernel-name ring buffer (`CUDA_NAMES`): [`CUDA_NAME_EVENT_SIZE`]-byte records
-/// (+8 of header), ~1.9k between two drains. Names are rare (one per
+/// (+8 of header), ~1.9k between two drains (every [`DRAIN_MS`]). Names are rare (one per
 /// `cuModuleGetFunction`/`cuLibraryGetKernel` call, mostly while modules load).
 pub const CUDA_NAMES_RING_BYTES: u32 = 1 << 20;
 
 /// Size of the on-CPU ring buffer (`ONCPU_EVENTS`, `--trace`): [`ONCPU_EVENT_SIZE`]-byte records
-/// (+8 of header), ~50k between two drains (every 10 ms), i.e. headroom for ~5M context
-/// switches/s of watched threads.
+/// (+8 of header), ~50k; drained like the socket ring (every [`DRAIN_MS`], or when half full).
 pub const ONCPU_RING_BYTES: u32 = 2 << 20;
+
+/// How often the agent drains the ring buffers when nothing wakes it earlier. Producers write
+/// without waking it (a wakeup per record would cost more than the record), and fewer, larger
+/// batches cost it less per record: on the 2-vCPU benchmark VM, draining every 50 ms instead of
+/// every 10 ms took its CPU per request down by ≈ 10% (docs/benchmarks.md).
+pub const DRAIN_MS: u64 = 50;
+
+/// Unread bytes at which a producer wakes the agent instead of waiting for the next drain: half
+/// of a `ring_bytes` ring, so a burst between two drains is read before the ring overflows.
+pub const fn wake_at(ring_bytes: u32) -> u64 {
+    ring_bytes as u64 / 2
+}
 
 const fn valid_ring_size(bytes: u32) -> bool {
     bytes.is_power_of_two() && bytes >= 4096

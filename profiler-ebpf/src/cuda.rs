@@ -30,7 +30,7 @@ use profiler_common::{
     counter, cuda_api as api, cuda_flag,
 };
 
-use crate::maps::{bump, is_watched, shared_names};
+use crate::maps::{bump, is_watched, ring_flags, shared_names};
 
 /// A timed call between its entry and return.
 #[repr(C)]
@@ -263,7 +263,7 @@ fn try_enter(ctx: &ProbeContext, cookie_of: impl Fn(&ProbeContext, u32) -> u64) 
         let ev = slot.write(event);
         let (mut out_ptr, mut extra_ptr) = (0, 0);
         describe_call(ctx, ev, &mut out_ptr, &mut extra_ptr);
-        slot.submit(BPF_RB_NO_WAKEUP as u64);
+        slot.submit(ring_flags(&CUDA_EVENTS, CUDA_RING_BYTES));
         return Some(());
     }
     let mut call = ParkedCall {
@@ -463,7 +463,7 @@ fn try_exit(ctx: &RetProbeContext) -> Option<()> {
 #[inline(always)]
 fn emit(ev: &CudaEvent) {
     if CUDA_EVENTS
-        .output::<CudaEvent>(ev, BPF_RB_NO_WAKEUP as u64)
+        .output::<CudaEvent>(ev, ring_flags(&CUDA_EVENTS, CUDA_RING_BYTES))
         .is_err()
     {
         bump(counter::CUDA_EVENTS_LOST);

@@ -1,10 +1,11 @@
 //! Maps and read-only configuration shared by all hook families.
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     macros::map,
-    maps::{HashMap, PerCpuArray},
+    maps::{HashMap, PerCpuArray, RingBuf},
 };
-use profiler_common::{MAX_THREADS, MAX_WATCHED, ThreadStats, TracepointOffsets, counter};
+use profiler_common::{MAX_THREADS, MAX_WATCHED, ThreadStats, TracepointOffsets, counter, wake_at};
 
 /// Checks at compile time that each listed static has a constant of the same identifier in
 /// `profiler_common::$module` (`map_name` for `#[map]` statics, `global_name` for globals
@@ -99,4 +100,16 @@ pub fn register_thread(tid: u32, tgid: u32) -> Option<*mut ThreadStats> {
         }
     }
     THREAD_STATS.get_ptr_mut(tid)
+}
+
+/// Flags for a record written to `ring` (of `ring_bytes`): no wakeup — the agent drains on a
+/// timer — unless the ring is already half full, when the agent is woken now rather than
+/// records lost.
+#[inline(always)]
+pub fn ring_flags(ring: &RingBuf, ring_bytes: u32) -> u64 {
+    if ring.query(BPF_RB_AVAIL_DATA as u64) >= wake_at(ring_bytes) {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
 }

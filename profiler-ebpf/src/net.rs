@@ -10,7 +10,6 @@
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::BPF_RB_NO_WAKEUP,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user, generated},
     macros::{map, tracepoint},
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
@@ -23,7 +22,7 @@ use profiler_common::{
 
 use crate::{
     fd_socket::{AF_INET, AF_INET6, AF_UNIX, conn_addrs_of, stream_socket_of},
-    maps::{bump, is_watched, shared_names},
+    maps::{bump, is_watched, ring_flags, shared_names},
 };
 
 /// How the syscall passes its buffer.
@@ -406,8 +405,8 @@ pub(crate) fn header(
 }
 
 /// Assembles the header and the captured payload in per-CPU scratch space and copies them to the
-/// ring buffer (without waking userspace: it drains on a timer, which keeps the cost per event
-/// low). A full ring buffer is counted, never silent.
+/// ring buffer (waking userspace only when the ring is half full: it drains on a timer, which
+/// keeps the cost per event low). A full ring buffer is counted, never silent.
 #[inline(always)]
 pub(crate) fn emit(header: SockEventHeader, call: Option<&ActiveCall>, ret: i64) {
     let Some(scratch) = EVENT_SCRATCH.get_ptr_mut(0) else {
@@ -463,7 +462,7 @@ pub(crate) fn emit(header: SockEventHeader, call: Option<&ActiveCall>, ret: i64)
     let bytes =
         unsafe { core::slice::from_raw_parts(scratch as *const SockEventBuf as *const u8, size) };
     if SOCK_EVENTS
-        .output::<[u8]>(bytes, BPF_RB_NO_WAKEUP as u64)
+        .output::<[u8]>(bytes, ring_flags(&SOCK_EVENTS, SOCK_RING_BYTES))
         .is_err()
     {
         bump(counter::SOCK_EVENTS_LOST);

@@ -5,7 +5,6 @@
 //! switch-in → running. Each transition closes the previous interval into a counter.
 
 use aya_ebpf::{
-    bindings::BPF_RB_NO_WAKEUP,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
         bpf_probe_read_kernel,
@@ -16,7 +15,9 @@ use aya_ebpf::{
 };
 use profiler_common::{COMM_LEN, ONCPU_RING_BYTES, OnCpuEvent, RUNQ_BUCKETS, ThreadStats, counter};
 
-use crate::maps::{THREAD_STATS, bump, is_watched, offsets, register_thread, shared_names};
+use crate::maps::{
+    THREAD_STATS, bump, is_watched, offsets, register_thread, ring_flags, shared_names,
+};
 
 /// On-CPU intervals of watched threads for the timeline (`--trace`), one `OnCpuEvent` each.
 /// Only `sched_switch_trace` writes it.
@@ -369,7 +370,7 @@ fn try_switch_trace(ctx: &RawTracePointContext) {
     match ONCPU_EVENTS.reserve::<OnCpuEvent>(0) {
         Some(mut slot) => {
             slot.write(event);
-            slot.submit(BPF_RB_NO_WAKEUP as u64);
+            slot.submit(ring_flags(&ONCPU_EVENTS, ONCPU_RING_BYTES));
         }
         None => bump(counter::ONCPU_EVENTS_LOST),
     }

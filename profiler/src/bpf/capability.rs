@@ -2,11 +2,19 @@
 //! timeline, the hardware samplers) does on the loop's ticks. Typed start and finish stay with
 //! each capture (their configs and report sections differ); the loop needs only these.
 
+use std::os::fd::BorrowedFd;
+
 use crate::bpf::Probes;
 
 pub trait Capability {
-    /// Hands the records queued in the capture's ring buffers to its analysis (every 10 ms).
+    /// Hands the records queued in the capture's ring buffers to its analysis (every
+    /// `DRAIN_MS`, or when a ring's producer wakes the loop).
     fn drain(&mut self, _probes: &mut Probes) {}
+
+    /// The ring buffers whose producers wake the loop when they are half full.
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        Vec::new()
+    }
 
     /// Housekeeping on the 50 ms poll tick (rescans, following new threads); `watched` is the
     /// kernel's set of watched processes.

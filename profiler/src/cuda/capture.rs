@@ -2,7 +2,10 @@
 //! (again whenever one maps a new one), drain the ring buffers into the analyzer, report.
 //! Privileged I/O through `Probes`.
 
-use std::time::{Duration, Instant};
+use std::{
+    os::fd::BorrowedFd,
+    time::{Duration, Instant},
+};
 
 use anyhow::Result;
 
@@ -139,6 +142,10 @@ impl Capability for CudaCapture {
                 analyzer.on_event(record, stubs);
             }
         });
+    }
+
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        vec![self.maps.wake_fd()]
     }
 
     fn open_window(&mut self, probes: &mut Probes) {

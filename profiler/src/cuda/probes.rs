@@ -2,7 +2,10 @@
 //! on kernels without attach cookies (its uprobes are declared in `symbols.rs` and attached by
 //! `attach.rs`). Privileged I/O on the maps.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    os::fd::{AsFd, BorrowedFd},
+};
 
 use anyhow::Result;
 use aya::maps::{HashMap as BpfHashMap, MapData, RingBuf};
@@ -22,6 +25,12 @@ impl CudaMaps {
             events: RingBuf::try_from(probes.take_map(map_name::CUDA_EVENTS)?)?,
             names: RingBuf::try_from(probes.take_map(map_name::CUDA_NAMES)?)?,
         })
+    }
+
+    /// The call ring buffer, for the loop to wait on (its producers wake it when half full;
+    /// names are rare and wait for the timer).
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.events.as_fd()
     }
 
     /// Hands every queued name record (`is_name` true), then every call record, to `f`: names

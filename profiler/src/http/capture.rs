@@ -2,6 +2,8 @@
 //! to the analyzer, summarise at the end.
 //! Privileged I/O through `Probes`.
 
+use std::os::fd::BorrowedFd;
+
 use anyhow::Result;
 use profiler_common::NetConfig;
 
@@ -100,6 +102,10 @@ impl Capability for HttpCapture {
     fn drain(&mut self, _probes: &mut Probes) {
         let Self { maps, analyzer, .. } = self;
         maps.drain(|bytes| analyzer.on_record(bytes));
+    }
+
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        vec![self.maps.wake_fd()]
     }
 
     fn open_window(&mut self, probes: &mut Probes) {

@@ -3,6 +3,8 @@
 //! socket-event ring buffer).
 //! Privileged I/O on the maps.
 
+use std::os::fd::{AsFd, BorrowedFd};
+
 use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
 use profiler_common::{NetConfig, counter, map_name};
@@ -19,6 +21,11 @@ impl SocketMaps {
         Ok(Self {
             events: RingBuf::try_from(probes.take_map(map_name::SOCK_EVENTS)?)?,
         })
+    }
+
+    /// The ring buffer, for the loop to wait on (its producers wake it when half full).
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.events.as_fd()
     }
 
     /// Hands every queued socket event to `f`.

@@ -2,6 +2,8 @@
 //! raw tracepoint with its perf-event fallback, wakeups, migrations, new tasks, the timeline's
 //! on-CPU intervals) and the maps of the on-CPU intervals. Privileged I/O on the maps.
 
+use std::os::fd::{AsFd, BorrowedFd};
+
 use anyhow::Result;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use profiler_common::{counter, map_name};
@@ -24,6 +26,11 @@ impl OnCpuMaps {
             events: RingBuf::try_from(probes.take_map(map_name::ONCPU_EVENTS)?)?,
             last_switch: PerCpuArray::try_from(probes.take_map(map_name::LAST_SWITCH)?)?,
         })
+    }
+
+    /// The ring buffer, for the loop to wait on (its producer wakes it when half full).
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.events.as_fd()
     }
 
     /// Hands every queued on-CPU record (`OnCpuEvent` bytes) to `f`.

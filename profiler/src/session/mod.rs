@@ -6,6 +6,7 @@ mod config;
 pub mod daemon;
 pub mod discovery;
 mod finish;
+mod ring_wake;
 mod run_loop;
 mod start;
 pub mod targets;

@@ -1,6 +1,7 @@
 //! The session's loop: every interval read the kernel and /proc, refresh the live view and the
-//! exporter; every 10 ms drain the captures' ring buffers; every 50 ms let the captures poll
-//! and check whether the targets are gone; until a signal, the duration or the targets' exit.
+//! exporter; every 50 ms, or when a ring buffer is half full, drain the captures' ring buffers;
+//! every 50 ms let the captures poll and check whether the targets are gone; until a signal,
+//! the duration or the targets' exit.
 
 use std::{
     process::Child,
@@ -8,6 +9,7 @@ use std::{
 };
 
 use anyhow::Result;
+use profiler_common::DRAIN_MS;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
@@ -16,6 +18,7 @@ use crate::{
     session::{
         Config, daemon,
         discovery::Discovery,
+        ring_wake::RingWake,
         start::Captures,
         watch::{collect, targets_exited},
     },
@@ -32,9 +35,8 @@ use crate::{
 /// How often target exit is checked and the captures poll, independently of the interval.
 const EXIT_POLL: Duration = Duration::from_millis(50);
 
-/// How often socket and CUDA events are drained from the ring buffers (the kernel side does not
-/// wake us).
-const DRAIN: Duration = Duration::from_millis(10);
+/// How often the ring buffers are drained when no producer wakes the loop sooner.
+const DRAIN: Duration = Duration::from_millis(DRAIN_MS);
 
 /// What the loop works on besides the captures.
 pub(crate) struct Loop<'a> {
@@ -61,6 +63,7 @@ impl Loop<'_> {
         let mut exit_poll = tokio::time::interval(EXIT_POLL);
         let mut drain = tokio::time::interval(DRAIN);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let wake = RingWake::new(self.captures.all().iter().flat_map(|c| c.wake_fds()));
         let duration = self.config.duration;
         let deadline = async {
             match duration {
@@ -75,10 +78,10 @@ impl Loop<'_> {
                 _ = sigterm.recv() => return Ok(EndReason::Terminated),
                 () = &mut deadline => return Ok(EndReason::Duration),
                 _ = tick.tick() => self.on_interval(),
-                _ = drain.tick() => {
-                    for c in self.captures.all() {
-                        c.drain(self.probes);
-                    }
+                _ = drain.tick() => self.drain(),
+                () = wake.woken() => {
+                    self.drain();
+                    drain.reset();
                 }
                 _ = exit_poll.tick() => {
                     if self.on_poll() {
@@ -86,6 +89,13 @@ impl Loop<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Every capture's queued records to its analysis.
+    fn drain(&mut self) {
+        for c in self.captures.all() {
+            c.drain(self.probes);
         }
     }
 

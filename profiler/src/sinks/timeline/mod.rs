@@ -21,7 +21,7 @@ pub mod writer;
 #[cfg(test)]
 mod testing;
 
-use std::{cell::RefCell, fs::File, path::PathBuf, rc::Rc};
+use std::{cell::RefCell, fs::File, os::fd::BorrowedFd, path::PathBuf, rc::Rc};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -265,5 +265,9 @@ fn announce(s: &TimelineSummary, path: &std::path::Path, quiet: bool) {
 impl Capability for Timeline {
     fn drain(&mut self, _probes: &mut Probes) {
         self.drain_slices();
+    }
+
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        vec![self.maps.wake_fd()]
     }
 }
