@@ -30,19 +30,28 @@ use crate::{
     },
 };
 
-/// The connection each fd of a watched process last carried, keyed `tgid << 32 | fd`:
-/// `[socket address, its ESTABLISHED_AT time]`. Both, because a closed connection's socket
-/// address is reused by the next one within microseconds (often on the same fd number), and
-/// closes come by socket here, never by fd.
-#[map]
-static FD_CONNS: LruHashMap<u64, [u64; 2]> = LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
+/// Fds of watched processes that carry one connection (`fd_key`s; 0 = free): a socket read
+/// through dup'ed fds (BusyBox httpd reads fd 0 and writes fd 1) or shared after a fork.
+const SEEN_BY: usize = 4;
 
-/// When each TCP connection on the node was established (CLOCK_MONOTONIC ns), by socket
-/// address: read at the first transfer a watched process makes on it, which is then reported
-/// as its open (accept or connect) time. LRU-bounded; a reused socket address is overwritten
-/// at its next establishment, before any transfer on it.
+/// What is known of a TCP or Unix stream connection, by socket address.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SockConn {
+    /// When it was established (CLOCK_MONOTONIC ns), 0 when before the session or not TCP.
+    established: u64,
+    /// The fds whose transfers on it were seen (their first one carried its addresses).
+    seen_by: [u64; SEEN_BY],
+}
+
+/// Every TCP connection established on the node since attach, and every connection a watched
+/// process transferred on, by socket address. A socket address is reused by the next
+/// connection within microseconds (often on the same fd number): its establishment replaces
+/// the entry, so that connection's first transfer on each fd is seen as a first again. One
+/// lookup per transfer; LRU-bounded (an evicted connection's next transfer counts as a first,
+/// without an open time).
 #[map]
-static ESTABLISHED_AT: LruHashMap<u64, u64> = LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
+static CONNS: LruHashMap<u64, SockConn> = LruHashMap::with_max_entries(MAX_SOCKET_FDS, 0);
 
 const MSG_PEEK: i32 = 2;
 
@@ -185,20 +194,48 @@ fn transfer(ctx: &TracePointContext, kind: u8) -> Option<()> {
         family: family as u8,
     };
     let tid = id as u32;
-    // SAFETY: plain-data copies of the values.
-    let established = unsafe { ESTABLISHED_AT.get(sk) }.copied().unwrap_or(0);
     let key = fd_key(tgid, fd);
-    // SAFETY: as above.
-    let first = unsafe { FD_CONNS.get(key) }.copied() != Some([sk, established]);
-    if first {
-        let _ = FD_CONNS.insert(key, [sk, established], 0);
-        if established != 0 {
-            opened(tgid, tid, fd, sk, established);
-        }
+    let (first, established) = first_on_fd(sk, key);
+    if first && established != 0 {
+        opened(tgid, tid, fd, sk, established);
     }
     let h = header(kind, tgid, tid, fd, ret, sk, family as u8);
     emit_transfer(h, &call, first, &cfg.sockets);
     Some(())
+}
+
+/// Whether this is the first transfer on connection `sk` through fd `key` (noting it), and
+/// when the connection was established (0: unknown).
+#[inline(always)]
+fn first_on_fd(sk: u64, key: u64) -> (bool, u64) {
+    let Some(conn) = CONNS.get_ptr_mut(sk) else {
+        let mut seen_by = [0; SEEN_BY];
+        seen_by[0] = key;
+        let _ = CONNS.insert(
+            sk,
+            SockConn {
+                established: 0,
+                seen_by,
+            },
+            0,
+        );
+        return (true, 0);
+    };
+    // SAFETY: pointer from a successful lookup; a racing update of the same entry on another
+    // CPU can at worst record an fd twice or report a first twice (addresses sent again).
+    let conn = unsafe { &mut *conn };
+    let mut free = SEEN_BY;
+    for (i, &seen) in conn.seen_by.iter().enumerate() {
+        if seen == key {
+            return (false, conn.established);
+        }
+        if seen == 0 && free == SEEN_BY {
+            free = i;
+        }
+    }
+    // A fifth fd takes the last slot: its fds alternating would only resend addresses.
+    conn.seen_by[if free < SEEN_BY { free } else { SEEN_BY - 1 }] = key;
+    (true, conn.established)
 }
 
 /// The first transfer of a connection on an fd: when it was established, as an accept event
@@ -233,7 +270,11 @@ fn state_change(ctx: &TracePointContext) -> Option<()> {
     if new == TCP_ESTABLISHED {
         // SAFETY: no preconditions.
         let now = unsafe { bpf_ktime_get_ns() };
-        let _ = ESTABLISHED_AT.insert(sk, now, 0);
+        let conn = SockConn {
+            established: now,
+            seen_by: [0; SEEN_BY],
+        };
+        let _ = CONNS.insert(sk, conn, 0);
         return Some(());
     }
     // The connection ends: the process closes it first (ESTABLISHED → FIN_WAIT1), after the
