@@ -250,8 +250,8 @@ mod tests {
             kind,
             family,
             tail,
-            _pad,
             addrs,
+            _pad,
         });
         assert_no_padding!(SockEventBuf { header, data });
         assert_no_padding!(NetConfig {

@@ -1,5 +1,5 @@
-//! Socket records: the `SOCK_EVENTS` record header (with a connection's addresses) and buffer,
-//! and the capture configuration.
+//! Socket records: the `SOCK_EVENTS` record header, the connection addresses some records carry,
+//! the kernel's scratch buffer, and the capture configuration.
 
 /// Largest number of leading payload bytes captured per socket syscall (`--capture-bytes` upper
 /// bound).
@@ -35,8 +35,9 @@ pub mod sock_event {
     pub const CONNECT: u8 = 5;
 }
 
-/// One socket event in the ring buffer, followed by `captured` leading payload bytes and then
-/// `tail` bytes that ended the transfer (the bytes between them were not captured).
+/// One socket event in the ring buffer, followed by `captured` leading payload bytes, then
+/// `tail` bytes that ended the transfer (the bytes between them were not captured), then, when
+/// `addrs` is 1, the connection's [`ConnAddrs`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SockEventHeader {
@@ -55,20 +56,21 @@ pub struct SockEventHeader {
     pub family: u8,
     /// Bytes of the transfer's end after the leading ones (≤ `TAIL_CAPTURE`).
     pub tail: u16,
-    pub _pad: [u8; 4],
-    /// The TCP connection's addresses, read from the socket at the event (so a socket address
-    /// reused by a later connection cannot mislead): on the first transfer the kernel sees on
-    /// this fd for this socket; `addrs.family` 0 on the others.
-    pub addrs: ConnAddrs,
+    /// 1: the record ends with the TCP connection's addresses, read from the socket at the event
+    /// (so a socket address reused by a later connection cannot mislead); sent with the first
+    /// transfer the kernel sees on this fd for this socket, not with every one (40 bytes of a
+    /// 48-byte header).
+    pub addrs: u8,
+    pub _pad: [u8; 3],
 }
 
 /// `size_of::<SockEventHeader>()`: the fixed part of a `SOCK_EVENTS` record.
-pub const SOCK_EVENT_HEADER_SIZE: usize = 88;
+pub const SOCK_EVENT_HEADER_SIZE: usize = 48;
 const _: () = assert!(core::mem::size_of::<SockEventHeader>() == SOCK_EVENT_HEADER_SIZE);
 
 /// Per-CPU scratch space where an event is assembled before it is copied to the ring buffer.
 /// The data area holds an offset masked to `2 × HEAD_CAPTURE_MAX` plus a length clamped to
-/// `HEAD_CAPTURE_MAX`, so every write provably fits.
+/// `HEAD_CAPTURE_MAX` (or the addresses' 40 bytes), so every write provably fits.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SockEventBuf {
@@ -77,7 +79,7 @@ pub struct SockEventBuf {
 }
 
 /// `size_of::<SockEventBuf>()` (kernel-side scratch only; never read by userspace).
-pub const SOCK_EVENT_BUF_SIZE: usize = 24664;
+pub const SOCK_EVENT_BUF_SIZE: usize = 24624;
 const _: () = assert!(core::mem::size_of::<SockEventBuf>() == SOCK_EVENT_BUF_SIZE);
 
 /// Socket probe configuration, written by userspace before load.

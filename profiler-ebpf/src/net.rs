@@ -16,8 +16,9 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use profiler_common::{
-    ConnAddrs, HEAD_CAPTURE_MAX, MAX_ACTIVE_CALLS, MAX_SOCKET_FDS, NetConfig, SOCK_RING_BYTES,
-    SockEventBuf, SockEventHeader, SocketOffsets, TAIL_CAPTURE, counter, sock_event,
+    CONN_ADDRS_SIZE, ConnAddrs, HEAD_CAPTURE_MAX, MAX_ACTIVE_CALLS, MAX_SOCKET_FDS, NetConfig,
+    SOCK_RING_BYTES, SockEventBuf, SockEventHeader, SocketOffsets, TAIL_CAPTURE, counter,
+    sock_event,
 };
 
 use crate::{
@@ -358,16 +359,18 @@ fn transfer_exit(call: &ActiveCall, tgid: u32, tid: u32, ret: i64) {
 /// connection before userspace reads the event).
 #[inline(always)]
 pub(crate) fn emit_transfer(
-    mut h: SockEventHeader,
+    h: SockEventHeader,
     call: &ActiveCall,
     first: bool,
     offsets: &SocketOffsets,
 ) {
     let family = h.family as u16;
-    if first && (family == AF_INET || family == AF_INET6) {
-        h.addrs = conn_addrs_of(offsets, h.sk, family).unwrap_or_default();
-    }
-    emit(h, Some(call), h.ret);
+    let addrs = if first && (family == AF_INET || family == AF_INET6) {
+        conn_addrs_of(offsets, h.sk, family)
+    } else {
+        None
+    };
+    emit_with_addrs(h, Some(call), h.ret, addrs);
 }
 
 #[inline(always)]
@@ -392,15 +395,8 @@ pub(crate) fn header(
         kind,
         family,
         tail: 0,
-        _pad: [0; 4],
-        addrs: ConnAddrs {
-            family: 0,
-            sport: 0,
-            dport: 0,
-            _pad: 0,
-            saddr: [0; 16],
-            daddr: [0; 16],
-        },
+        addrs: 0,
+        _pad: [0; 3],
     }
 }
 
@@ -409,6 +405,17 @@ pub(crate) fn header(
 /// keeps the cost per event low). A full ring buffer is counted, never silent.
 #[inline(always)]
 pub(crate) fn emit(header: SockEventHeader, call: Option<&ActiveCall>, ret: i64) {
+    emit_with_addrs(header, call, ret, None);
+}
+
+/// [`emit`], the record ending with the connection's addresses when given.
+#[inline(always)]
+fn emit_with_addrs(
+    header: SockEventHeader,
+    call: Option<&ActiveCall>,
+    ret: i64,
+    addrs: Option<ConnAddrs>,
+) {
     let Some(scratch) = EVENT_SCRATCH.get_ptr_mut(0) else {
         return;
     };
@@ -456,9 +463,30 @@ pub(crate) fn emit(header: SockEventHeader, call: Option<&ActiveCall>, ret: i64)
     }
     scratch.header.captured = captured as u32;
     scratch.header.tail = tail as u16;
-    let size = core::mem::size_of::<SockEventHeader>() + captured as usize + tail as usize;
-    // SAFETY: `scratch` is a SockEventBuf; `size` ≤ header + HEAD_CAPTURE_MAX + TAIL_CAPTURE ≤
-    // its size.
+    let mut size = core::mem::size_of::<SockEventHeader>() + captured as usize + tail as usize;
+    if let Some(addrs) = addrs {
+        // After the tail; the mask is a no-op (captured + tail ≤ HEAD_CAPTURE_MAX + TAIL_CAPTURE)
+        // that shows the verifier the write fits, kept through a volatile read as in copy_user.
+        // SAFETY: a read of a local.
+        let end = unsafe { core::ptr::read_volatile(&(captured + tail)) };
+        let off = end & (2 * HEAD_CAPTURE_MAX as u64 - 1);
+        // SAFETY: off + CONN_ADDRS_SIZE ≤ 2 × HEAD_CAPTURE_MAX + 40 ≤ the data area's size; the
+        // write is unaligned-safe.
+        unsafe {
+            core::ptr::write_unaligned(
+                scratch
+                    .data
+                    .as_mut_ptr()
+                    .add(off as usize)
+                    .cast::<ConnAddrs>(),
+                addrs,
+            );
+        }
+        scratch.header.addrs = 1;
+        size += CONN_ADDRS_SIZE;
+    }
+    // SAFETY: `scratch` is a SockEventBuf; `size` ≤ header + HEAD_CAPTURE_MAX + TAIL_CAPTURE +
+    // CONN_ADDRS_SIZE ≤ its size.
     let bytes =
         unsafe { core::slice::from_raw_parts(scratch as *const SockEventBuf as *const u8, size) };
     if SOCK_EVENTS

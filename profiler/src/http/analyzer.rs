@@ -281,8 +281,10 @@ impl SocketAnalyzer {
         if entry.family == 0 {
             entry.family = h.family;
         }
-        if entry.endpoint.is_none() && h.addrs.family != 0 {
-            entry.endpoint = Some(Endpoint::from_addrs(&h.addrs));
+        if entry.endpoint.is_none()
+            && let Some(addrs) = ev.addrs.filter(|a| a.family != 0)
+        {
+            entry.endpoint = Some(Endpoint::from_addrs(&addrs));
         }
         for seg in std::iter::once(&seg).chain(tail.as_ref()) {
             if entry.conn.is_http() {

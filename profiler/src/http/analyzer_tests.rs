@@ -16,17 +16,24 @@ fn event(kind: u8, ts_ns: u64, fd: i32, ret: i64, data: &[u8]) -> Vec<u8> {
         kind,
         family: 2,
         tail: 0,
-        _pad: [0; 4],
-        addrs: conn_addrs(),
+        addrs: 1,
+        _pad: [0; 3],
     };
-    // SAFETY: SockEventHeader is plain integers; viewing it as bytes is always valid.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(
-            (&header as *const SockEventHeader).cast::<u8>(),
-            size_of::<SockEventHeader>(),
+    let addrs = conn_addrs();
+    // SAFETY: both are plain integers; viewing them as bytes is always valid.
+    let (bytes, addrs) = unsafe {
+        (
+            std::slice::from_raw_parts(
+                (&header as *const SockEventHeader).cast::<u8>(),
+                size_of::<SockEventHeader>(),
+            ),
+            std::slice::from_raw_parts(
+                (&addrs as *const ConnAddrs).cast::<u8>(),
+                size_of::<ConnAddrs>(),
+            ),
         )
     };
-    [bytes, data].concat()
+    [bytes, data, addrs].concat()
 }
 
 fn conn_addrs() -> ConnAddrs {
