@@ -416,6 +416,20 @@ fn emit_with_addrs(
     ret: i64,
     addrs: Option<ConnAddrs>,
 ) {
+    // A record with nothing after its header (a close, an open, a `sendfile`, a failed or empty
+    // transfer, `--capture-bytes 0`) is written straight into the ring: no scratch, no copy.
+    let no_payload =
+        call.is_none_or(|c| ret <= 0 || c.layout == LAYOUT_NONE || config().capture_bytes == 0);
+    if addrs.is_none() && no_payload {
+        match SOCK_EVENTS.reserve::<SockEventHeader>(0) {
+            Some(mut slot) => {
+                slot.write(header);
+                slot.submit(ring_flags(&SOCK_EVENTS, SOCK_RING_BYTES));
+            }
+            None => bump(counter::SOCK_EVENTS_LOST),
+        }
+        return;
+    }
     let Some(scratch) = EVENT_SCRATCH.get_ptr_mut(0) else {
         return;
     };
