@@ -499,8 +499,14 @@ fn emit_with_addrs(
         scratch.header.addrs = 1;
         size += CONN_ADDRS_SIZE;
     }
-    // SAFETY: `scratch` is a SockEventBuf; `size` ≤ header + HEAD_CAPTURE_MAX + TAIL_CAPTURE +
-    // CONN_ADDRS_SIZE ≤ its size.
+    // A no-op clamp the verifiers before 6.2 need to see (they lose the bounds of the sum
+    // above: "R3 min value is negative"), opaque to LLVM through the volatile read.
+    // SAFETY: a read of a local.
+    let mut size = unsafe { core::ptr::read_volatile(&size) };
+    if size > MAX_RECORD {
+        size = MAX_RECORD;
+    }
+    // SAFETY: `scratch` is a SockEventBuf; `size` ≤ MAX_RECORD ≤ its size.
     let bytes =
         unsafe { core::slice::from_raw_parts(scratch as *const SockEventBuf as *const u8, size) };
     if SOCK_EVENTS
@@ -510,6 +516,11 @@ fn emit_with_addrs(
         bump(counter::SOCK_EVENTS_LOST);
     }
 }
+
+/// The longest record: header, head capture, tail, addresses.
+const MAX_RECORD: usize =
+    core::mem::size_of::<SockEventHeader>() + HEAD_CAPTURE_MAX + TAIL_CAPTURE + CONN_ADDRS_SIZE;
+const _: () = assert!(MAX_RECORD <= core::mem::size_of::<SockEventBuf>());
 
 /// Copies up to `want` leading bytes of the transfer into `data`; returns how many it copied.
 #[inline(always)]

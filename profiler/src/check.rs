@@ -8,7 +8,7 @@ use aya::{
     Btf,
     programs::{FEntry, KProbe, UProbe, uprobe::UProbeScope},
 };
-use profiler_common::counter;
+use profiler_common::{CAPTURE_MAX, counter};
 
 use crate::{
     bpf::probes::{Probes, attach_cookies_supported, describe_load_error, describe_program_error},
@@ -111,9 +111,12 @@ pub fn run_checks() -> (Vec<CheckLine>, bool) {
         "tracepoints cannot be resolved: attach and run refuse to start",
     ));
 
+    // Loaded with captures on, as `attach` loads them: the verifier knows read-only data, and
+    // with `capture_bytes` 0 it skips the capture code (a verifier that refused that code
+    // passed here while `attach` lost its socket probes).
     let mut probes = if caps_ok && tracefs_is_ok {
         tracefs::tracepoint_offsets(&tracefs_dir)
-            .and_then(|o| Probes::load(&o, &tracefs::net_config(&tracefs_dir, 0)))
+            .and_then(|o| Probes::load(&o, &tracefs::net_config(&tracefs_dir, CAPTURE_MAX as u32)))
     } else {
         Err(anyhow!("skipped: needs root and tracefs"))
     };
