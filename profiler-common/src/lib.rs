@@ -48,8 +48,9 @@ pub const SOCK_RING_BYTES: u32 = 4 << 20;
 pub const CUDA_RING_BYTES: u32 = 2 << 20;
 
 /// Size of the kernel-name ring buffer (`CUDA_NAMES`): [`CUDA_NAME_EVENT_SIZE`]-byte records
-/// (+8 of header), ~1.9k between two drains (every [`DRAIN_MS`]). Names are rare (one per
-/// `cuModuleGetFunction`/`cuLibraryGetKernel` call, mostly while modules load).
+/// (+8 of header), ~1.9k; drained like the socket ring (every [`DRAIN_MS`], or when half full).
+/// Names are rare (one per `cuModuleGetFunction`/`cuLibraryGetKernel` call, mostly while
+/// modules load).
 pub const CUDA_NAMES_RING_BYTES: u32 = 1 << 20;
 
 /// Size of the on-CPU ring buffer (`ONCPU_EVENTS`, `--trace`): [`ONCPU_EVENT_SIZE`]-byte records

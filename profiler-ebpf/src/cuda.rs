@@ -15,7 +15,6 @@
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::BPF_RB_NO_WAKEUP,
     helpers::{
         bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
         bpf_probe_read_user_str_bytes,
@@ -494,7 +493,7 @@ fn emit_name(ev: &CudaEvent, name_ptr: u64) {
         }
     }
     if CUDA_NAMES
-        .output::<CudaNameEvent>(&*rec, BPF_RB_NO_WAKEUP as u64)
+        .output::<CudaNameEvent>(&*rec, ring_flags(&CUDA_NAMES, CUDA_NAMES_RING_BYTES))
         .is_err()
     {
         bump(counter::CUDA_EVENTS_LOST);

@@ -145,7 +145,7 @@ impl Capability for CudaCapture {
     }
 
     fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
-        vec![self.maps.wake_fd()]
+        self.maps.wake_fds().to_vec()
     }
 
     fn open_window(&mut self, probes: &mut Probes) {

@@ -27,10 +27,10 @@ impl CudaMaps {
         })
     }
 
-    /// The call ring buffer, for the loop to wait on (its producers wake it when half full;
-    /// names are rare and wait for the timer).
-    pub fn wake_fd(&self) -> BorrowedFd<'_> {
-        self.events.as_fd()
+    /// Both ring buffers, for the loop to wait on (their producers wake it when half full: a
+    /// module load can name thousands of kernels at once).
+    pub fn wake_fds(&self) -> [BorrowedFd<'_>; 2] {
+        [self.names.as_fd(), self.events.as_fd()]
     }
 
     /// Hands every queued name record (`is_name` true), then every call record, to `f`: names
