@@ -121,6 +121,13 @@ impl Probes {
     /// optional one is recorded with the reason and what it costs. A probe with a fallback
     /// (`sched_switch_raw`) that fails is recorded as not attached, and the fallback attached.
     pub fn attach(&mut self, table: &[ProbeSpec]) -> Result<()> {
+        // Verify the table's tracepoint programs before attaching any: verifying one can take
+        // 100+ ms, and while `sock_layer_send` was verified after `sock_layer_recv` was attached,
+        // a request read in between had its response written unseen (an exchange without a
+        // status at the start of a session). Errors are reported by the attach below.
+        for spec in table.iter().filter(|s| s.category != RAW_TRACEPOINT) {
+            let _ = load_tracepoint(&mut self.ebpf, spec);
+        }
         for spec in table {
             let (result, attach_point) = self.attach_one(spec);
             if let (Err(e), Some(fallback)) = (&result, spec.fallback) {
@@ -334,16 +341,21 @@ impl Probes {
     }
 }
 
-fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<TracePointLink> {
+/// Loads (verifies) the tracepoint program of `spec`, unless it is loaded already (one program
+/// may serve several tracepoints).
+fn load_tracepoint<'a>(ebpf: &'a mut Ebpf, spec: &ProbeSpec) -> Result<&'a mut TracePoint> {
     let program: &mut TracePoint = ebpf
         .program_mut(spec.program)
         .ok_or_else(|| anyhow!("eBPF object has no program {}", spec.program))?
         .try_into()?;
-    // One program may serve several tracepoints: load it the first time only.
     match program.load() {
-        Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
-        Err(e) => return Err(describe_load_error(spec.program, e)),
+        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(program),
+        Err(e) => Err(describe_load_error(spec.program, e)),
     }
+}
+
+fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<TracePointLink> {
+    let program = load_tracepoint(ebpf, spec)?;
     let id = program
         .attach(spec.category, spec.tracepoint)
         .map_err(describe_program_error)?;
