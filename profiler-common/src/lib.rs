@@ -25,6 +25,10 @@ pub const MAX_THREADS: u32 = 65_536;
 /// Capacity of the watched-process map.
 pub const MAX_WATCHED: u32 = 4_096;
 
+/// Words of the watched-pid bitmaps (`map_name::WATCHED_BITS`, `FORKED_BITS`): one bit per
+/// possible pid (`PID_MAX_LIMIT`, 2^22 on 64-bit kernels).
+pub const PID_BITMAP_WORDS: u32 = (1 << 22) / 64;
+
 /// `ThreadStats::flags`: the thread has passed `sched_process_exit`.
 pub const THREAD_EXITED: u32 = 1;
 
@@ -97,6 +101,9 @@ pub mod map_name {
     names! {
         /// `HashMap<u32, u8>`: watched processes (tgids).
         WATCHED;
+        /// `Array<u64>` of [`crate::PID_BITMAP_WORDS`]: bit `tgid % 64` of word `tgid / 64` set
+        /// for each tgid userspace watches (written by userspace only).
+        WATCHED_BITS;
         /// `HashMap<u32, ThreadStats>`: per-thread statistics, by tid.
         THREAD_STATS;
         /// `PerCpuArray<u64>`: health counters, indexed by [`crate::counter`].
@@ -263,9 +270,6 @@ mod tests {
             sock_len_protocol,
             sock_len_ret,
             sock_len_flags,
-            state_skaddr,
-            state_oldstate,
-            state_newstate,
             sockets,
         });
         assert_no_padding!(SocketOffsets {
@@ -281,6 +285,7 @@ mod tests {
             socket_type,
             socket_sk,
             skc_family,
+            sk_type,
             skc_num,
             skc_dport,
             skc_rcv_saddr,

@@ -97,15 +97,11 @@ pub struct NetConfig {
     pub sock_len_protocol: u32,
     pub sock_len_ret: u32,
     pub sock_len_flags: u32,
-    /// Field offsets in `sock:inet_sock_set_state` (socket-layer capture).
-    pub state_skaddr: u32,
-    pub state_oldstate: u32,
-    pub state_newstate: u32,
     pub sockets: SocketOffsets,
 }
 
 /// `size_of::<NetConfig>()`.
-pub const NET_CONFIG_SIZE: usize = 112;
+pub const NET_CONFIG_SIZE: usize = 104;
 const _: () = assert!(core::mem::size_of::<NetConfig>() == NET_CONFIG_SIZE);
 
 /// Kernel struct member offsets, from kernel BTF, for the walk from the current task to the
@@ -128,6 +124,8 @@ pub struct SocketOffsets {
     pub socket_type: u32,
     pub socket_sk: u32,
     pub skc_family: u32,
+    /// `sock.sk_type` (`SOCK_STREAM`...); 0 when unknown (the socket layer capture needs it).
+    pub sk_type: u32,
     /// Local port, host byte order.
     pub skc_num: u32,
     /// Peer port, network byte order.

@@ -17,7 +17,7 @@ pub const AF_INET6: u16 = 10;
 /// `inode.i_mode` file-type bits and the socket type.
 const S_IFMT: u16 = 0o170_000;
 const S_IFSOCK: u16 = 0o140_000;
-const SOCK_STREAM: i16 = 1;
+pub const SOCK_STREAM: i16 = 1;
 
 /// A stream socket: its kernel `struct sock` address and address family.
 pub struct StreamSocket {

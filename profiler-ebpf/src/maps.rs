@@ -3,9 +3,11 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use profiler_common::{MAX_THREADS, MAX_WATCHED, ThreadStats, TracepointOffsets, counter, wake_at};
+use profiler_common::{
+    MAX_THREADS, MAX_WATCHED, PID_BITMAP_WORDS, ThreadStats, TracepointOffsets, counter, wake_at,
+};
 
 /// Checks at compile time that each listed static has a constant of the same identifier in
 /// `profiler_common::$module` (`map_name` for `#[map]` statics, `global_name` for globals
@@ -21,17 +23,28 @@ macro_rules! shared_names {
 }
 pub(crate) use shared_names;
 
-shared_names!(map_name: WATCHED, THREAD_STATS, COUNTERS);
+shared_names!(map_name: WATCHED, WATCHED_BITS, THREAD_STATS, COUNTERS);
 shared_names!(global_name: TP_OFFSETS);
 
 /// Where `register_thread` assembles a new thread's record (kept off the 512-byte stack).
 #[map]
 static NEW_THREAD: PerCpuArray<ThreadStats> = PerCpuArray::with_max_entries(1, 0);
 
-/// Processes (tgids) being profiled. Every program starts with a lookup here, so an unwatched
-/// process costs one hash lookup.
+/// Processes (tgids) being profiled: those userspace watches and the children the kernel side
+/// found (`process.rs`). Looked up only for pids set in `FORKED_BITS` (see `is_watched`).
 #[map]
 pub static WATCHED: HashMap<u32, u8> = HashMap::with_max_entries(MAX_WATCHED, 0);
+
+/// The tgids userspace watches, one bit each (written by userspace only). Every program on
+/// every process of the node starts with `is_watched`: a bit in an array, which the verifier
+/// inlines, costs a fraction of a hash lookup (docs/benchmarks.md "Raw socket tracepoints").
+#[map]
+static WATCHED_BITS: Array<u64> = Array::with_max_entries(PID_BITMAP_WORDS, 0);
+
+/// Children of watched processes the kernel side added to `WATCHED`, one bit each (written by
+/// the kernel side only, never cleared: a pid reused later costs a hash lookup, no more).
+#[map]
+static FORKED_BITS: Array<u64> = Array::with_max_entries(PID_BITMAP_WORDS, 0);
 
 /// Per-thread scheduler statistics of watched processes, keyed by tid.
 #[map]
@@ -66,7 +79,27 @@ pub fn offsets() -> TracepointOffsets {
 
 #[inline(always)]
 pub fn is_watched(tgid: u32) -> bool {
-    WATCHED.get_ptr(tgid).is_some()
+    let (word, bit) = (tgid / 64, 1u64 << (tgid % 64));
+    if WATCHED_BITS.get(word).is_some_and(|w| w & bit != 0) {
+        return true;
+    }
+    FORKED_BITS.get(word).is_some_and(|w| w & bit != 0) && WATCHED.get_ptr(tgid).is_some()
+}
+
+/// Adds child process `tgid` to the watched set.
+#[inline(always)]
+pub fn watch_child(tgid: u32) {
+    if WATCHED.insert(tgid, 1u8, 0).is_err() {
+        bump(counter::WATCHED_MAP_FULL);
+        return;
+    }
+    if let Some(word) = FORKED_BITS.get_ptr_mut(tgid / 64) {
+        // SAFETY: an array map value, valid while the program runs. Only this function writes
+        // the map. Not atomic (the BPF target has no atomic OR in Rust): two watched parents
+        // forking children of one 64-pid block at the same instant on two CPUs can lose a bit;
+        // that child is then watched from userspace's next scan of `WATCHED` (`Probes::adopt`).
+        unsafe { *word |= 1u64 << (tgid % 64) };
+    }
 }
 
 #[inline(always)]

@@ -101,9 +101,6 @@ static NET_CONFIG: NetConfig = NetConfig {
     sock_len_protocol: 0,
     sock_len_ret: 0,
     sock_len_flags: 0,
-    state_skaddr: 0,
-    state_oldstate: 0,
-    state_newstate: 0,
     sockets: SocketOffsets {
         valid: 0,
         v6_valid: 0,
@@ -117,6 +114,7 @@ static NET_CONFIG: NetConfig = NetConfig {
         socket_type: 0,
         socket_sk: 0,
         skc_family: 0,
+        sk_type: 0,
         skc_num: 0,
         skc_dport: 0,
         skc_rcv_saddr: 0,

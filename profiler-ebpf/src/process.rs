@@ -6,9 +6,9 @@ use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
-use profiler_common::{THREAD_EXITED, counter};
+use profiler_common::THREAD_EXITED;
 
-use crate::maps::{THREAD_STATS, WATCHED, bump, is_watched, offsets, register_thread};
+use crate::maps::{THREAD_STATS, is_watched, offsets, register_thread, watch_child};
 
 const CLONE_THREAD: u64 = 0x0001_0000;
 
@@ -78,9 +78,7 @@ fn new_task(pid: u32, clone_flags: u64) {
     let tgid = if clone_flags & CLONE_THREAD != 0 {
         parent_tgid
     } else {
-        if WATCHED.insert(pid, 1u8, 0).is_err() {
-            bump(counter::WATCHED_MAP_FULL);
-        }
+        watch_child(pid);
         pid
     };
     register_thread(pid, tgid);

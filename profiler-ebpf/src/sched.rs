@@ -88,7 +88,7 @@ pub fn sched_switch_trace(ctx: RawTracePointContext) -> i32 {
 /// `sched_wakeup(struct task_struct *p)`.
 #[raw_tracepoint(tracepoint = "sched_wakeup")]
 pub fn sched_wakeup_raw(ctx: RawTracePointContext) -> i32 {
-    if let Some(tid) = task_tid(ctx.arg(0)) {
+    if let Some(tid) = watched_task_tid(ctx.arg(0)) {
         woken(tid);
     }
     0
@@ -97,7 +97,7 @@ pub fn sched_wakeup_raw(ctx: RawTracePointContext) -> i32 {
 /// `sched_wakeup_new(struct task_struct *p)`.
 #[raw_tracepoint(tracepoint = "sched_wakeup_new")]
 pub fn sched_wakeup_new_raw(ctx: RawTracePointContext) -> i32 {
-    if let Some(tid) = task_tid(ctx.arg(0)) {
+    if let Some(tid) = watched_task_tid(ctx.arg(0)) {
         woken(tid);
     }
     0
@@ -106,7 +106,7 @@ pub fn sched_wakeup_new_raw(ctx: RawTracePointContext) -> i32 {
 /// `sched_migrate_task(struct task_struct *p, int dest_cpu)`.
 #[raw_tracepoint(tracepoint = "sched_migrate_task")]
 pub fn sched_migrate_task_raw(ctx: RawTracePointContext) -> i32 {
-    if let Some(tid) = task_tid(ctx.arg(0)) {
+    if let Some(tid) = watched_task_tid(ctx.arg(0)) {
         migrated(tid);
     }
     0
@@ -128,6 +128,19 @@ pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
 pub fn sched_migrate_task(ctx: TracePointContext) -> u32 {
     let _ = try_migrate(&ctx);
     0
+}
+
+/// The pid (kernel tid) of `task` (a task_struct pointer from a raw tracepoint's arguments) when
+/// its process is watched: other processes' tasks (most, on a node) are settled by a bit, not a
+/// lookup in the thread map.
+#[inline(always)]
+fn watched_task_tid(task: *const u8) -> Option<u32> {
+    let off = offsets();
+    if task.is_null() || off.task_pid == 0 || off.task_tgid == 0 {
+        return None;
+    }
+    let (tid, tgid) = task_ids(task, off.task_pid, off.task_tgid)?;
+    is_watched(tgid).then_some(tid)
 }
 
 /// The pid (kernel tid) of `task` (a task_struct pointer from a raw tracepoint's arguments).
@@ -172,10 +185,23 @@ fn try_sched_switch(ctx: &TracePointContext) -> Result<(), i32> {
 }
 
 fn try_switch_raw(ctx: &RawTracePointContext) {
-    let now = monotonic_ns();
     let off = offsets();
-    let prev_tid = bpf_get_current_pid_tgid() as u32;
-    if prev_tid != 0 {
+    let id = bpf_get_current_pid_tgid();
+    let prev_tid = id as u32;
+    let prev_watched = prev_tid != 0 && is_watched((id >> 32) as u32);
+    let next: *const u8 = ctx.arg(2);
+    // Most switches on a node are other processes': a bit in the watched set settles them,
+    // before the clock is read.
+    let next_ids = if next.is_null() || off.task_pid == 0 || off.task_tgid == 0 {
+        None
+    } else {
+        task_ids(next, off.task_pid, off.task_tgid).filter(|&(_, tgid)| is_watched(tgid))
+    };
+    if !prev_watched && next_ids.is_none() {
+        return;
+    }
+    let now = monotonic_ns();
+    if prev_watched {
         let prev: *const u8 = ctx.arg(1);
         let _ = switch_out(prev_tid, now, || {
             let preempt: u64 = ctx.arg(0);
@@ -187,18 +213,9 @@ fn try_switch_raw(ctx: &RawTracePointContext) {
             Ok((involuntary, bpf_get_current_comm()?, runtime))
         });
     }
-    let next: *const u8 = ctx.arg(2);
-    if next.is_null() || off.task_pid == 0 || off.task_tgid == 0 {
-        return;
-    }
-    let Some((tid, tgid)) = task_ids(next, off.task_pid, off.task_tgid) else {
+    let Some((tid, tgid)) = next_ids else {
         return;
     };
-    // Most switches on a node are other processes': one lookup in the small watched set
-    // settles them.
-    if !is_watched(tgid) {
-        return;
-    }
     if THREAD_STATS.get_ptr(tid).is_none() {
         // A thread of a watched process not registered yet (its task_newtask was not seen):
         // register it now rather than lose this on-CPU interval.

@@ -1,8 +1,13 @@
 //! Socket capture at the socket layer (kernels with `sock:sock_{recv,send}_length`, 6.2+): no
 //! syscall tracepoint at all. Those two tracepoints fire only for socket I/O, inside the syscall,
-//! after the data moved, with the socket, its family and protocol and the byte count; the
-//! syscall's own arguments (number, fd, buffer) are read from the task's saved user registers.
-//! Connection open and close come from `sock:inet_sock_set_state`.
+//! after the data moved, with the socket and the byte count; the syscall's own arguments
+//! (number, fd, buffer) are read from the task's saved user registers. Connection open and close
+//! come from `sock:inet_sock_set_state`.
+//!
+//! All three run as raw tracepoints: the program gets the tracepoint's arguments as they are
+//! (socket pointer, return value, flags) without the perf-event tracepoint's record being built
+//! first, for every socket transfer on the node (measured: docs/benchmarks.md "Raw socket
+//! tracepoints"). The socket's family and type are read from `struct sock` (BTF offsets).
 //!
 //! What this path cannot see is counted (`counter::SOCK_LAYER_UNKNOWN_CALLER`): socket I/O not
 //! made by one of the read/write syscalls it knows (io_uring, splice, `recvmmsg`/`sendmmsg`),
@@ -15,18 +20,18 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
     },
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint},
     maps::LruHashMap,
-    programs::TracePointContext,
+    programs::RawTracePointContext,
 };
-use profiler_common::{MAX_SOCKET_FDS, counter, sock_event};
+use profiler_common::{MAX_SOCKET_FDS, SocketOffsets, counter, sock_event};
 
 use crate::{
-    fd_socket::{AF_INET, AF_INET6, AF_UNIX},
+    fd_socket::{AF_INET, AF_INET6, AF_UNIX, SOCK_STREAM},
     maps::{bump, is_watched},
     net::{
-        ActiveCall, ECONNRESET, EPIPE, IPPROTO_TCP, LAYOUT_BUF, LAYOUT_IOV, LAYOUT_MSG,
-        LAYOUT_NONE, config, emit, emit_transfer, fd_key, header,
+        ActiveCall, ECONNRESET, EPIPE, LAYOUT_BUF, LAYOUT_IOV, LAYOUT_MSG, LAYOUT_NONE, config,
+        emit, emit_transfer, fd_key, header,
     },
 };
 
@@ -42,6 +47,16 @@ struct SockConn {
     established: u64,
     /// The fds whose transfers on it were seen (their first one carried its addresses).
     seen_by: [u64; SEEN_BY],
+}
+
+impl SockConn {
+    #[inline(always)]
+    fn new(established: u64, seen_by: [u64; SEEN_BY]) -> Self {
+        Self {
+            established,
+            seen_by,
+        }
+    }
 }
 
 /// Every TCP connection established on the node since attach, and every connection a watched
@@ -87,16 +102,16 @@ mod nr {
     pub const RECVMSG: u64 = 212;
 }
 
-/// `sock:sock_recv_length`.
-#[tracepoint]
-pub fn sock_layer_recv(ctx: TracePointContext) -> u32 {
+/// `sock_recv_length(struct sock *sk, int ret, int flags)`.
+#[raw_tracepoint(tracepoint = "sock_recv_length")]
+pub fn sock_layer_recv(ctx: RawTracePointContext) -> i32 {
     let _ = transfer(&ctx, sock_event::READ);
     0
 }
 
-/// `sock:sock_send_length`.
-#[tracepoint]
-pub fn sock_layer_send(ctx: TracePointContext) -> u32 {
+/// `sock_send_length(struct sock *sk, int ret, int flags)`.
+#[raw_tracepoint(tracepoint = "sock_send_length")]
+pub fn sock_layer_send(ctx: RawTracePointContext) -> i32 {
     let _ = transfer(&ctx, sock_event::WRITE);
     0
 }
@@ -140,30 +155,17 @@ fn syscall_args() -> Option<(u64, u64, u64, u64)> {
 }
 
 #[inline(always)]
-fn transfer(ctx: &TracePointContext, kind: u8) -> Option<()> {
+fn transfer(ctx: &RawTracePointContext, kind: u8) -> Option<()> {
     let id = bpf_get_current_pid_tgid();
     let tgid = (id >> 32) as u32;
     if !is_watched(tgid) {
         return None;
     }
-    let cfg = config();
-    // SAFETY: offsets from this kernel's format file (NetConfig).
-    let (family, protocol, ret, flags, sk) = unsafe {
-        (
-            ctx.read_at::<u16>(cfg.sock_len_family as usize).ok()?,
-            ctx.read_at::<u16>(cfg.sock_len_protocol as usize).ok()?,
-            ctx.read_at::<i32>(cfg.sock_len_ret as usize).ok()? as i64,
-            ctx.read_at::<i32>(cfg.sock_len_flags as usize).ok()?,
-            ctx.read_at::<u64>(cfg.sock_len_sk as usize).ok()?,
-        )
-    };
-    let stream = match family {
-        AF_INET | AF_INET6 => protocol == IPPROTO_TCP,
-        AF_UNIX => true,
-        _ => false,
-    };
+    let sk: u64 = ctx.arg(0);
+    let ret = ctx.arg::<i32>(1) as i64;
+    let flags: i32 = ctx.arg(2);
     // A peek leaves the bytes for the read that follows.
-    if !stream || flags & MSG_PEEK != 0 {
+    if flags & MSG_PEEK != 0 {
         return None;
     }
     let interesting =
@@ -171,6 +173,10 @@ fn transfer(ctx: &TracePointContext, kind: u8) -> Option<()> {
     if !interesting {
         return None;
     }
+    let cfg = config();
+    // Read per transfer, not kept by socket address: a freed socket's address can come back
+    // as another kind of socket.
+    let family = stream_family(sk, &cfg.sockets)?;
     let (nr, fd, buf, count) = syscall_args()?;
     let layout = match nr {
         nr::READ | nr::RECVFROM | nr::WRITE | nr::SENDTO => LAYOUT_BUF,
@@ -204,6 +210,20 @@ fn transfer(ctx: &TracePointContext, kind: u8) -> Option<()> {
     Some(())
 }
 
+/// The family of socket `sk` when it is a TCP or Unix stream socket.
+#[inline(always)]
+fn stream_family(sk: u64, o: &SocketOffsets) -> Option<u16> {
+    // SAFETY: `sk` is the tracepoint's live `struct sock`; the helper checks every read.
+    let (family, kind) = unsafe {
+        (
+            bpf_probe_read_kernel((sk + o.skc_family as u64) as *const u16).ok()?,
+            bpf_probe_read_kernel((sk + o.sk_type as u64) as *const u16).ok()?,
+        )
+    };
+    let stream = kind as i16 == SOCK_STREAM && matches!(family, AF_INET | AF_INET6 | AF_UNIX);
+    stream.then_some(family)
+}
+
 /// Whether this is the first transfer on connection `sk` through fd `key` (noting it), and
 /// when the connection was established (0: unknown).
 #[inline(always)]
@@ -211,14 +231,7 @@ fn first_on_fd(sk: u64, key: u64) -> (bool, u64) {
     let Some(conn) = CONNS.get_ptr_mut(sk) else {
         let mut seen_by = [0; SEEN_BY];
         seen_by[0] = key;
-        let _ = CONNS.insert(
-            sk,
-            SockConn {
-                established: 0,
-                seen_by,
-            },
-            0,
-        );
+        let _ = CONNS.insert(sk, SockConn::new(0, seen_by), 0);
         return (true, 0);
     };
     // SAFETY: pointer from a successful lookup; a racing update of the same entry on another
@@ -248,33 +261,24 @@ fn opened(tgid: u32, tid: u32, fd: i32, sk: u64, established: u64) {
     emit(h, None, 0);
 }
 
-/// `sock:inet_sock_set_state`: establishment times of every TCP connection, and closes made by
-/// watched processes (process context: `close()`, or the process exiting).
-#[tracepoint]
-pub fn sock_layer_state(ctx: TracePointContext) -> u32 {
+/// `inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)`: establishment
+/// times of every TCP connection, and closes made by watched processes (process context:
+/// `close()`, or the process exiting).
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn sock_layer_state(ctx: RawTracePointContext) -> i32 {
     let _ = state_change(&ctx);
     0
 }
 
 #[inline(always)]
-fn state_change(ctx: &TracePointContext) -> Option<()> {
-    let cfg = config();
-    // SAFETY: offsets from this kernel's format file (NetConfig).
-    let (sk, old, new) = unsafe {
-        (
-            ctx.read_at::<u64>(cfg.state_skaddr as usize).ok()?,
-            ctx.read_at::<i32>(cfg.state_oldstate as usize).ok()?,
-            ctx.read_at::<i32>(cfg.state_newstate as usize).ok()?,
-        )
-    };
+fn state_change(ctx: &RawTracePointContext) -> Option<()> {
+    let sk: u64 = ctx.arg(0);
+    let old: i32 = ctx.arg(1);
+    let new: i32 = ctx.arg(2);
     if new == TCP_ESTABLISHED {
         // SAFETY: no preconditions.
         let now = unsafe { bpf_ktime_get_ns() };
-        let conn = SockConn {
-            established: now,
-            seen_by: [0; SEEN_BY],
-        };
-        let _ = CONNS.insert(sk, conn, 0);
+        let _ = CONNS.insert(sk, SockConn::new(now, [0; SEEN_BY]), 0);
         return Some(());
     }
     // The connection ends: the process closes it first (ESTABLISHED → FIN_WAIT1), after the

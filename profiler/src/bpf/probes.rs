@@ -6,7 +6,7 @@ use std::os::fd::AsFd as _;
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, Map, MapData, PerCpuArray},
+    maps::{Array, HashMap, Map, MapData, PerCpuArray},
     programs::{
         ProgramError, RawTracePoint, TracePoint, UProbe,
         raw_trace_point::RawTracePointLink,
@@ -42,6 +42,8 @@ pub struct ProbeStatus {
 pub struct Probes {
     ebpf: Ebpf,
     watched: HashMap<MapData, u32, u8>,
+    /// One bit per watched tgid: what the programs test first (see `is_watched` there).
+    watched_bits: Array<MapData, u64>,
     threads: HashMap<MapData, u32, ThreadStats>,
     counters: PerCpuArray<MapData, u64>,
     /// `task_struct.pid` offset the programs were loaded with (0 = unknown).
@@ -103,11 +105,13 @@ impl Probes {
                 .ok_or_else(|| anyhow!("eBPF object has no map {name}"))
         };
         let watched = HashMap::try_from(take(map_name::WATCHED)?)?;
+        let watched_bits = Array::try_from(take(map_name::WATCHED_BITS)?)?;
         let threads = HashMap::try_from(take(map_name::THREAD_STATS)?)?;
         let counters = PerCpuArray::try_from(take(map_name::COUNTERS)?)?;
         Ok(Self {
             ebpf,
             watched,
+            watched_bits,
             threads,
             counters,
             task_pid_offset: offsets.task_pid.min(offsets.task_tgid),
@@ -125,8 +129,12 @@ impl Probes {
         // 100+ ms, and while `sock_layer_send` was verified after `sock_layer_recv` was attached,
         // a request read in between had its response written unseen (an exchange without a
         // status at the start of a session). Errors are reported by the attach below.
-        for spec in table.iter().filter(|s| s.category != RAW_TRACEPOINT) {
-            let _ = load_tracepoint(&mut self.ebpf, spec);
+        for spec in table {
+            let _ = if spec.category == RAW_TRACEPOINT {
+                load_raw_tracepoint(&mut self.ebpf, spec).map(|_| ())
+            } else {
+                load_tracepoint(&mut self.ebpf, spec).map(|_| ())
+            };
         }
         for spec in table {
             let (result, attach_point) = self.attach_one(spec);
@@ -280,12 +288,30 @@ impl Probes {
     pub fn watch(&mut self, tgid: u32) -> Result<()> {
         self.watched
             .insert(tgid, 1, 0)
-            .with_context(|| format!("adding pid {tgid} to the watch map"))
+            .with_context(|| format!("adding pid {tgid} to the watch map"))?;
+        self.set_watched_bit(tgid, true)
+            .with_context(|| format!("adding pid {tgid} to the watch bitmap"))
+    }
+
+    /// Makes a child the kernel side added to the watched set as cheap to recognise as a
+    /// process userspace watches (and repairs a bit lost to concurrent forks).
+    pub fn adopt(&mut self, tgid: u32) {
+        let _ = self.set_watched_bit(tgid, true);
     }
 
     pub fn unwatch(&mut self, tgid: u32) {
         // Already gone is fine: the kernel side never removes entries, but be lenient.
+        let _ = self.set_watched_bit(tgid, false);
         let _ = self.watched.remove(&tgid);
+    }
+
+    /// Sets or clears `tgid`'s bit in the watched bitmap (userspace is its only writer).
+    fn set_watched_bit(&mut self, tgid: u32, on: bool) -> Result<()> {
+        let (index, bit) = (tgid / 64, 1u64 << (tgid % 64));
+        let word = self.watched_bits.get(&index, 0)?;
+        let word = if on { word | bit } else { word & !bit };
+        self.watched_bits.set(index, word, 0)?;
+        Ok(())
     }
 
     pub fn watched(&self) -> Vec<u32> {
@@ -363,15 +389,20 @@ fn attach_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<TracePointLink
     program.take_link(id).map_err(describe_program_error)
 }
 
-fn attach_raw_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<RawTracePointLink> {
+/// Loads (verifies) the raw tracepoint program of `spec`, unless it is loaded already.
+fn load_raw_tracepoint<'a>(ebpf: &'a mut Ebpf, spec: &ProbeSpec) -> Result<&'a mut RawTracePoint> {
     let program: &mut RawTracePoint = ebpf
         .program_mut(spec.program)
         .ok_or_else(|| anyhow!("eBPF object has no program {}", spec.program))?
         .try_into()?;
     match program.load() {
-        Ok(()) | Err(ProgramError::AlreadyLoaded) => {}
-        Err(e) => return Err(describe_load_error(spec.program, e)),
+        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(program),
+        Err(e) => Err(describe_load_error(spec.program, e)),
     }
+}
+
+fn attach_raw_tracepoint(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<RawTracePointLink> {
+    let program = load_raw_tracepoint(ebpf, spec)?;
     let id = program
         .attach(spec.tracepoint)
         .map_err(describe_program_error)?;

@@ -221,6 +221,7 @@ pub fn socket_offsets(path: &Path) -> Result<SocketOffsets> {
         socket_type: at("socket", "type")?,
         socket_sk: at("socket", "sk")?,
         skc_family: at("sock_common", "skc_family")?,
+        sk_type: at("sock", "sk_type").unwrap_or(0),
         skc_num: at("sock_common", "skc_num")?,
         skc_dport: at("sock_common", "skc_dport")?,
         skc_rcv_saddr: at("sock_common", "skc_rcv_saddr")?,

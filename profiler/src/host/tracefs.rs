@@ -148,12 +148,6 @@ pub fn net_config(tracefs: &Path, capture_bytes: u32) -> NetConfig {
         }
         None => cfg.resolve_fds = 1,
     }
-    if let Ok(f) = read_format(tracefs, "sock/inet_sock_set_state") {
-        let at = |name| field_offset(&f, name).unwrap_or(0);
-        cfg.state_skaddr = at("skaddr");
-        cfg.state_oldstate = at("oldstate");
-        cfg.state_newstate = at("newstate");
-    }
     cfg
 }
 

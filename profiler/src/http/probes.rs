@@ -9,7 +9,10 @@ use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
 use profiler_common::{NetConfig, counter, map_name};
 
-use crate::bpf::{Probes, table::ProbeSpec};
+use crate::bpf::{
+    Probes,
+    table::{ProbeSpec, RAW_TRACEPOINT},
+};
 
 /// The HTTP capture's ring buffer, taken out of the object at start.
 pub struct SocketMaps {
@@ -81,8 +84,8 @@ impl SocketPath {
     pub fn describe(self, net: &NetConfig) -> &'static str {
         match self {
             SocketPath::SocketLayer => {
-                "socket layer: sock:sock_{recv,send}_length and inet_sock_set_state, no syscall \
-                 tracepoints"
+                "socket layer: raw tracepoints sock_{recv,send}_length and inet_sock_set_state, \
+                 no syscall tracepoints"
             }
             SocketPath::Syscalls => {
                 "syscall tracepoints, sockets recognised inside each syscall (sock:sock_*_length)"
@@ -108,7 +111,9 @@ pub fn attach_socket_probes(probes: &mut Probes, net: &NetConfig) -> Result<Sock
         return Ok(SocketPath::FdLookup);
     }
     let forced = std::env::var_os(SYSCALL_PATH_ENV).is_some_and(|v| v != "0");
-    if !forced {
+    // The socket layer reads the socket's family and type at their BTF offsets.
+    let layer_possible = net.sockets.valid != 0 && net.sockets.sk_type != 0;
+    if !forced && layer_possible {
         let start = probes.status.len();
         probes.attach(SOCK_LAYER_PROBES)?;
         let layer_ok = probes.status[start..]
@@ -124,8 +129,9 @@ pub fn attach_socket_probes(probes: &mut Probes, net: &NetConfig) -> Result<Sock
     Ok(SocketPath::Syscalls)
 }
 
-/// Socket-layer capture (6.2+): transfers from the socket tracepoints, with the syscall's
-/// arguments from the task's user registers; opens and closes from TCP state changes.
+/// Socket-layer capture (6.2+): transfers from the socket tracepoints (raw: no perf-event record
+/// built per transfer), with the syscall's arguments from the task's user registers; opens and
+/// closes from TCP state changes.
 pub const SOCK_LAYER_PROBES: &[ProbeSpec] = &[
     sock_layer(
         "sock_layer_recv",
@@ -149,7 +155,7 @@ const fn sock_layer(
     tracepoint: &'static str,
     if_missing: &'static str,
 ) -> ProbeSpec {
-    http_row("sock", program, tracepoint, if_missing)
+    http_row(RAW_TRACEPOINT, program, tracepoint, if_missing)
 }
 
 /// An optional row of the HTTP capture: tracepoint `category:tracepoint` runs `program`.

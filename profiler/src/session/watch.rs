@@ -98,6 +98,7 @@ pub(crate) fn collect(probes: &mut Probes, tracker: &mut Tracker, started: Insta
     for tgid in probes.watched() {
         if !tracker.procs.contains_key(&tgid) {
             tracker.add_process(tgid, false, procfs::sample(tgid), at_s);
+            probes.adopt(tgid);
         }
     }
     let live: Vec<u32> = tracker
