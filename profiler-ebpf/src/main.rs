@@ -11,6 +11,7 @@ mod net;
 mod process;
 mod sched;
 mod sock_layer;
+mod sock_record;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -29,7 +29,7 @@ use profiler_common::{MAX_SOCKET_FDS, SocketOffsets, counter, sock_event};
 use crate::{
     fd_socket::{AF_INET, AF_INET6, AF_UNIX, SOCK_STREAM},
     maps::{bump, is_watched},
-    net::{
+    sock_record::{
         ActiveCall, ECONNRESET, EPIPE, LAYOUT_BUF, LAYOUT_IOV, LAYOUT_MSG, LAYOUT_NONE, config,
         emit, emit_transfer, fd_key, header,
     },
