@@ -4,7 +4,8 @@
 //! profiler forced onto the syscall path; the profiler with `--no-http` — each as a ratio of
 //! the median throughput to "nothing" and as the median of each round's ratio to that round's
 //! "nothing" (steadier when the machine's speed drifts), with the profiler's own CPU time per
-//! request.
+//! request, and the whole machine's busy CPU time per request (nginx, wrk, every hook, the
+//! agent): the cost in CPU rather than throughput, which the VM's drift moves far less.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -86,6 +87,8 @@ impl Setup {
 #[derive(Default)]
 struct Sample {
     requests_per_s: f64,
+    /// The machine's busy CPU time during the run per request wrk completed (µs).
+    cpu_us_per_request: f64,
     /// Profiler setups: its CPU time per request it counted (ns), requests counted vs wrk's,
     /// scheduler runs the kernel skipped.
     agent_ns_per_request: Option<f64>,
@@ -121,6 +124,12 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
     let mut rows = Vec::new();
     let mut summary = String::from("http (nginx 1 worker, wrk -t2 -c16, medians):");
     let nothing: Vec<f64> = samples[0].iter().map(|s| s.requests_per_s).collect();
+    let nothing_cpu = median(
+        &mut samples[0]
+            .iter()
+            .map(|s| s.cpu_us_per_request)
+            .collect::<Vec<_>>(),
+    );
     for (setup, runs) in SETUPS.iter().zip(&samples) {
         let rps = median(&mut runs.iter().map(|s| s.requests_per_s).collect::<Vec<_>>());
         // Each round against that round's "nothing": the VM's speed drifts (2× within a day
@@ -134,6 +143,12 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
         let (lo, hi) = (per_round[0], per_round[per_round.len() - 1]);
         let agent: Vec<f64> = runs.iter().filter_map(|s| s.agent_ns_per_request).collect();
         let agent = (!agent.is_empty()).then(|| median(&mut agent.clone()));
+        let cpu = median(
+            &mut runs
+                .iter()
+                .map(|s| s.cpu_us_per_request)
+                .collect::<Vec<_>>(),
+        );
         rows.push(serde_json::json!({
             "setup": setup.name(),
             "requests_per_s": rps,
@@ -141,14 +156,17 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
             "ratio_per_round_median": round_ratio,
             "ratio_per_round_range": [lo, hi],
             "agent_cpu_ns_per_request": agent,
+            "machine_cpu_us_per_request": cpu,
+            "machine_cpu_us_per_request_over_nothing": cpu - nothing_cpu,
             "requests_counted_vs_wrk": runs.iter().filter_map(|s| s.counted).collect::<Vec<_>>(),
             "missed_scheduler_runs": runs.iter().filter_map(|s| s.missed_runs).collect::<Vec<_>>(),
         }));
         summary.push_str(&format!(
             "\n  {:<38} {rps:>9.0} req/s  ratio {:.3}  per round {round_ratio:.3} \
-             ({lo:.3}–{hi:.3}){}",
+             ({lo:.3}–{hi:.3})  CPU {cpu:.2} µs/request ({:+.2}){}",
             setup.name(),
             rps / base,
+            cpu - nothing_cpu,
             agent.map_or(String::new(), |a| format!(
                 "  agent {:.2} µs/request",
                 a / 1e3
@@ -181,10 +199,14 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
 /// One wrk run under `setup`.
 fn measure(setup: Setup, profiler: &Path, pid: u32, url: &str) -> Result<Sample> {
     match setup {
-        Setup::Nothing => Ok(Sample {
-            requests_per_s: wrk(url, SECONDS)?.requests_per_s,
-            ..Sample::default()
-        }),
+        Setup::Nothing => {
+            let wrk = wrk(url, SECONDS)?;
+            Ok(Sample {
+                requests_per_s: wrk.requests_per_s,
+                cpu_us_per_request: wrk.cpu_us_per_request(),
+                ..Sample::default()
+            })
+        }
         Setup::BpftraceSyscalls | Setup::BpftraceSocketLayer => {
             let script = if setup == Setup::BpftraceSyscalls {
                 SYSCALL_FLOOR
@@ -196,6 +218,7 @@ fn measure(setup: Setup, profiler: &Path, pid: u32, url: &str) -> Result<Sample>
             drop(tracer);
             Ok(Sample {
                 requests_per_s: wrk.requests_per_s,
+                cpu_us_per_request: wrk.cpu_us_per_request(),
                 ..Sample::default()
             })
         }
@@ -204,6 +227,7 @@ fn measure(setup: Setup, profiler: &Path, pid: u32, url: &str) -> Result<Sample>
             let http = setup != Setup::ProfilerNoHttp;
             Ok(Sample {
                 requests_per_s: run.wrk.requests_per_s,
+                cpu_us_per_request: run.wrk.cpu_us_per_request(),
                 agent_ns_per_request: http
                     .then(|| run.agent_cpu_s * 1e9 / run.requests_seen.max(1) as f64),
                 counted: http.then_some((run.requests_seen, run.wrk.requests)),
@@ -260,9 +284,36 @@ impl Drop for Bpftrace {
 struct WrkResult {
     requests: u64,
     requests_per_s: f64,
+    /// Busy CPU seconds of the whole machine while wrk ran.
+    busy_cpu_s: f64,
+}
+
+impl WrkResult {
+    fn cpu_us_per_request(&self) -> f64 {
+        self.busy_cpu_s * 1e6 / self.requests.max(1) as f64
+    }
+}
+
+/// CPU seconds the machine spent busy (user, nice, system, irq, softirq: not idle, iowait or
+/// steal) since boot, from /proc/stat.
+fn busy_cpu_s() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .context("no cpu line in /proc/stat")?
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    Ok(busy as f64 / hz as f64)
 }
 
 fn wrk(url: &str, seconds: &str) -> Result<WrkResult> {
+    let busy_before = busy_cpu_s()?;
     let out = Command::new("wrk")
         .args(["-t2", "-c", CONNECTIONS, "-d", &format!("{seconds}s"), url])
         .output()
@@ -282,6 +333,7 @@ fn wrk(url: &str, seconds: &str) -> Result<WrkResult> {
     Ok(WrkResult {
         requests,
         requests_per_s,
+        busy_cpu_s: busy_cpu_s()? - busy_before,
     })
 }
 
