@@ -50,6 +50,8 @@ pub struct Probes {
     task_pid_offset: u32,
     /// Tracepoint links; dropping one detaches it.
     links: Vec<Box<dyn Send>>,
+    /// Programs the verifier rejected, with the reason (not loaded a second time).
+    load_failures: std::collections::BTreeMap<&'static str, String>,
     /// Uprobe links by the process they are scoped to.
     process_links: std::collections::BTreeMap<u32, Vec<Box<dyn Send>>>,
     pub status: Vec<ProbeStatus>,
@@ -116,6 +118,7 @@ impl Probes {
             counters,
             task_pid_offset: offsets.task_pid.min(offsets.task_tgid),
             links: Vec::new(),
+            load_failures: std::collections::BTreeMap::new(),
             process_links: std::collections::BTreeMap::new(),
             status: Vec::new(),
         })
@@ -130,11 +133,16 @@ impl Probes {
         // a request read in between had its response written unseen (an exchange without a
         // status at the start of a session). Errors are reported by the attach below.
         for spec in table {
-            let _ = if spec.category == RAW_TRACEPOINT {
+            let loaded = if spec.category != RAW_TRACEPOINT {
+                load_tracepoint(&mut self.ebpf, spec).map(|_| ())
+            } else if self.raw_unusable(spec).is_none() {
                 load_raw_tracepoint(&mut self.ebpf, spec).map(|_| ())
             } else {
-                load_tracepoint(&mut self.ebpf, spec).map(|_| ())
+                Ok(())
             };
+            if let Err(e) = loaded {
+                self.load_failures.insert(spec.program, e.to_string());
+            }
         }
         for spec in table {
             let (result, attach_point) = self.attach_one(spec);
@@ -169,33 +177,46 @@ impl Probes {
     }
 
     fn attach_one(&mut self, spec: &ProbeSpec) -> (Result<()>, String) {
-        if spec.category != RAW_TRACEPOINT {
+        let raw = spec.category == RAW_TRACEPOINT;
+        let point = if raw {
+            format!("raw_tracepoint:{}", spec.tracepoint)
+        } else {
+            format!("tracepoint:{}:{}", spec.category, spec.tracepoint)
+        };
+        if let Some(why) = self.load_failures.get(spec.program) {
+            return (Err(anyhow!(why.clone())), point);
+        }
+        if !raw {
             let result =
                 attach_tracepoint(&mut self.ebpf, spec).map(|link| self.links.push(Box::new(link)));
-            let point = format!("tracepoint:{}:{}", spec.category, spec.tracepoint);
             return (result, point);
         }
-        let point = format!("raw_tracepoint:{}", spec.tracepoint);
+        if let Some(why) = self.raw_unusable(spec) {
+            return (Err(why), point);
+        }
+        let result =
+            attach_raw_tracepoint(&mut self.ebpf, spec).map(|link| self.links.push(Box::new(link)));
+        (result, point)
+    }
+
+    /// Why raw tracepoint `spec` is not to be loaded here: switched off by its environment
+    /// variable, or reading `task_struct` at offsets this kernel's BTF did not give.
+    fn raw_unusable(&self, spec: &ProbeSpec) -> Option<anyhow::Error> {
         if let Some(env) = spec.off_switch
             && std::env::var_os(env).is_some_and(|v| v != "0")
         {
-            return (Err(anyhow!("disabled by {env}")), point);
+            return Some(anyhow!("disabled by {env}"));
         }
         if spec.needs_task_offsets && self.task_pid_offset == 0 {
             // Only the failure path parses BTF a second time, for the reason.
             let why = crate::host::btf::task_offsets(&crate::host::btf::btf_path())
                 .err()
                 .map_or_else(|| "unknown".into(), |e| format!("{e:#}"));
-            return (
-                Err(anyhow!(
-                    "no task_struct.pid/tgid offsets from kernel BTF ({why})"
-                )),
-                point,
-            );
+            return Some(anyhow!(
+                "no task_struct.pid/tgid offsets from kernel BTF ({why})"
+            ));
         }
-        let result =
-            attach_raw_tracepoint(&mut self.ebpf, spec).map(|link| self.links.push(Box::new(link)));
-        (result, point)
+        None
     }
 
     /// Loads uprobe program `program` without attaching it (a verifier check).
