@@ -5,7 +5,8 @@
 //! the median throughput to "nothing" and as the median of each round's ratio to that round's
 //! "nothing" (steadier when the machine's speed drifts), with the profiler's own CPU time per
 //! request, and the whole machine's busy CPU time per request (nginx, wrk, every hook, the
-//! agent): the cost in CPU rather than throughput, which the VM's drift moves far less.
+//! agent): the cost in CPU rather than throughput, which the VM's drift moves far less. Then
+//! what the hooks cost processes the profiler does not watch: file I/O (`dd`) and loopback TCP.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -174,19 +175,29 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
         ));
     }
     let program_costs = program_costs(profiler, nginx.pid(), &url)?;
-    let node_tax = node_tax(profiler, nginx.pid())?;
+    let tax = node_tax(profiler, nginx.pid())?;
+    let [dd_alone, dd_default, dd_syscalls] = tax.dd_s;
+    let [pair_alone, pair_default, pair_syscalls] = tax.socket_pair_ns;
     summary.push_str(&format!(
-        "\n  an unwatched process's 3 M one-byte read+write syscalls (dd): {:.2} s alone, {:.2} s \
-         with the profiler (default), {:.2} s on the syscall path",
-        node_tax[0], node_tax[1], node_tax[2]
+        "\n  an unwatched process's 3 M one-byte read+write syscalls (dd): {dd_alone:.2} s alone, \
+         {dd_default:.2} s with the profiler (default), {dd_syscalls:.2} s on the syscall path\
+         \n  an unwatched process's loopback TCP write+read pair: {pair_alone:.0} ns alone, \
+         {:+.0} ns with the profiler (default), {:+.0} ns on the syscall path",
+        pair_default - pair_alone,
+        pair_syscalls - pair_alone
     ));
     let json = serde_json::json!({
         "benchmark": "http-nginx-wrk",
         "bpf_stats": program_costs,
         "unwatched_dd_3m_syscalls_s": {
-            "nothing": node_tax[0],
-            "profiler_default": node_tax[1],
-            "profiler_syscall_path": node_tax[2],
+            "nothing": dd_alone,
+            "profiler_default": dd_default,
+            "profiler_syscall_path": dd_syscalls,
+        },
+        "unwatched_tcp_write_read_pair_ns": {
+            "nothing": pair_alone,
+            "profiler_default": pair_default,
+            "profiler_syscall_path": pair_syscalls,
         },
         "server": "nginx 1 worker, 100-byte static file, keep-alive",
         "load": format!("wrk -t2 -c{CONNECTIONS} -d{SECONDS}s"),
@@ -396,10 +407,18 @@ fn program_costs(profiler: &Path, pid: u32, url: &str) -> Result<Value> {
     Ok(Value::Object(out))
 }
 
-/// What the capture costs processes it does not watch: `dd` doing 3 M one-byte reads and
-/// writes (files, not sockets) with nothing attached, with the profiler watching `pid` on its
-/// default path, and on the syscall path; medians of 3, seconds.
-fn node_tax(profiler: &Path, pid: u32) -> Result<[f64; 3]> {
+/// What the capture costs processes it does not watch, with nothing attached, with the
+/// profiler watching `pid` on its default path, and on the syscall path (medians of 3 runs of
+/// `dd`, 9 of the socket loop).
+struct NodeTax {
+    /// `dd` doing 3 M one-byte reads and writes of files (not sockets), seconds.
+    dd_s: [f64; 3],
+    /// This process writing 16 bytes to a loopback TCP connection and reading them back, ns
+    /// per write+read pair (socket I/O: what the socket layer's hooks see).
+    socket_pair_ns: [f64; 3],
+}
+
+fn node_tax(profiler: &Path, pid: u32) -> Result<NodeTax> {
     let dd = || -> Result<f64> {
         let start = std::time::Instant::now();
         let status = Command::new("dd")
@@ -410,7 +429,10 @@ fn node_tax(profiler: &Path, pid: u32) -> Result<[f64; 3]> {
         anyhow::ensure!(status.success(), "dd failed");
         Ok(start.elapsed().as_secs_f64())
     };
-    let mut out = [0.0; 3];
+    let mut tax = NodeTax {
+        dd_s: [0.0; 3],
+        socket_pair_ns: [0.0; 3],
+    };
     for (i, setup) in [
         None,
         Some(Setup::Profiler),
@@ -419,22 +441,45 @@ fn node_tax(profiler: &Path, pid: u32) -> Result<[f64; 3]> {
     .into_iter()
     .enumerate()
     {
-        let mut times = Vec::new();
+        let (mut times, mut pairs) = (Vec::new(), Vec::new());
         for _ in 0..3 {
             let attached = match setup {
                 Some(s) => Some(attach_quiet(profiler, pid, s)?),
                 None => None,
             };
             times.push(dd()?);
+            // Three per attach: one loop's time moves by ±15% between runs on this VM.
+            for _ in 0..3 {
+                pairs.push(socket_pair_ns()?);
+            }
             if let Some(mut child) = attached {
                 // SAFETY: kill has no memory-safety preconditions; the pid is our child.
                 unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
                 let _ = child.wait();
             }
         }
-        out[i] = median(&mut times);
+        tax.dd_s[i] = median(&mut times);
+        tax.socket_pair_ns[i] = median(&mut pairs);
     }
-    Ok(out)
+    Ok(tax)
+}
+
+/// ns per 16-byte write and read back over a loopback TCP connection of this (unwatched)
+/// process, over 300 k pairs.
+fn socket_pair_ns() -> Result<f64> {
+    use std::io::{Read as _, Write as _};
+    const PAIRS: u32 = 300_000;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let mut client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    client.set_nodelay(true)?;
+    let (mut server, _) = listener.accept()?;
+    let mut buf = [0u8; 16];
+    let start = std::time::Instant::now();
+    for _ in 0..PAIRS {
+        client.write_all(&buf)?;
+        server.read_exact(&mut buf)?;
+    }
+    Ok(start.elapsed().as_nanos() as f64 / f64::from(PAIRS))
 }
 
 /// The profiler attached to `pid` in `setup`, once it says so (its report discarded).
