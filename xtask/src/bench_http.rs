@@ -11,20 +11,20 @@
 use std::{
     io::{BufRead as _, BufReader},
     net::TcpListener,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
-    thread::sleep,
-    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::shell::root;
+use crate::{
+    bench_load::{Bpftrace, CONNECTIONS, Nginx, WrkResult, wrk},
+    shell::root,
+};
 
 const REPEATS: usize = 5;
 const SECONDS: &str = "5";
-const CONNECTIONS: &str = "16";
 
 pub struct HttpBench {
     pub json: Value,
@@ -246,106 +246,6 @@ fn measure(setup: Setup, profiler: &Path, pid: u32, url: &str) -> Result<Sample>
             })
         }
     }
-}
-
-/// `bpftrace -e SCRIPT`, attached once it says so; stopped on drop.
-struct Bpftrace(Child);
-
-impl Bpftrace {
-    fn start(script: &str) -> Result<Self> {
-        let mut child = Command::new("bpftrace")
-            .args(["-e", script])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("running bpftrace (apt-get install bpftrace)")?;
-        let out = BufReader::new(child.stdout.take().context("bpftrace stdout")?);
-        // Its stdout is read on a thread: once (in ~100 runs) the "Attaching" line never came
-        // while bpftrace sat attached in epoll_wait, and the bench waited forever.
-        let (attached, seen) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in out.lines() {
-                let Ok(line) = line else { break };
-                if line.starts_with("Attaching") || line.starts_with("Attached") {
-                    let _ = attached.send(());
-                }
-            }
-        });
-        let mut tracer = Self(child);
-        if seen.recv_timeout(Duration::from_secs(30)).is_err() {
-            if tracer.0.try_wait()?.is_some() {
-                bail!("bpftrace exited before attaching");
-            }
-            println!("http bench: bpftrace said nothing in 30 s but runs; measuring anyway");
-        }
-        // "Attaching N probes..." comes before the last probe is in.
-        sleep(Duration::from_millis(500));
-        Ok(tracer)
-    }
-}
-
-impl Drop for Bpftrace {
-    fn drop(&mut self) {
-        // SAFETY: kill has no memory-safety preconditions; the pid is our child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let _ = self.0.wait();
-    }
-}
-
-struct WrkResult {
-    requests: u64,
-    requests_per_s: f64,
-    /// Busy CPU seconds of the whole machine while wrk ran.
-    busy_cpu_s: f64,
-}
-
-impl WrkResult {
-    fn cpu_us_per_request(&self) -> f64 {
-        self.busy_cpu_s * 1e6 / self.requests.max(1) as f64
-    }
-}
-
-/// CPU seconds the machine spent busy (user, nice, system, irq, softirq: not idle, iowait or
-/// steal) since boot, from /proc/stat.
-fn busy_cpu_s() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("cpu "))
-        .context("no cpu line in /proc/stat")?
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
-    Ok(busy as f64 / hz as f64)
-}
-
-fn wrk(url: &str, seconds: &str) -> Result<WrkResult> {
-    let busy_before = busy_cpu_s()?;
-    let out = Command::new("wrk")
-        .args(["-t2", "-c", CONNECTIONS, "-d", &format!("{seconds}s"), url])
-        .output()
-        .context("running wrk (installed by `cargo xtask setup`)")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let requests_per_s = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no Requests/sec in wrk output: {text}"))?;
-    // "  123456 requests in 5.00s, 35.10MB read"
-    let requests = text
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    Ok(WrkResult {
-        requests,
-        requests_per_s,
-        busy_cpu_s: busy_cpu_s()? - busy_before,
-    })
 }
 
 struct ProfiledRun {
@@ -595,68 +495,6 @@ fn profiled_with(
         missed_runs: missed_runs(&report),
         programs,
     })
-}
-
-struct Nginx {
-    child: Child,
-    port: u16,
-}
-
-impl Nginx {
-    fn start(dir: &Path) -> Result<Self> {
-        let www = dir.join("www");
-        std::fs::create_dir_all(&www)?;
-        std::fs::write(www.join("small.txt"), "x".repeat(100))?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, config(dir, &www, port))?;
-        let child = Command::new("nginx")
-            .args([
-                "-c",
-                &conf.display().to_string(),
-                "-p",
-                &dir.display().to_string(),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting nginx (installed by `cargo xtask setup`)")?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(Self { child, port });
-            }
-            sleep(Duration::from_millis(50));
-        }
-        bail!("nginx did not start listening on port {port}")
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SAFETY: as above; QUIT lets the master stop its workers.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
-        let _ = self.child.wait();
-    }
-}
-
-fn config(dir: &Path, www: &Path, port: u16) -> String {
-    let d = |p: &Path| p.display().to_string();
-    let tmp: PathBuf = dir.join("tmp");
-    let _ = std::fs::create_dir_all(&tmp);
-    format!(
-        "daemon off;\nworker_processes 1;\npid {pid};\nerror_log stderr;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n  access_log off;\n  sendfile on;\n  keepalive_requests 1000000;\n  \
-         client_body_temp_path {t};\n  proxy_temp_path {t};\n  fastcgi_temp_path {t};\n  \
-         uwsgi_temp_path {t};\n  scgi_temp_path {t};\n  \
-         server {{\n    listen 127.0.0.1:{port};\n    root {www};\n  }}\n}}\n",
-        pid = d(&dir.join("nginx.pid")),
-        t = d(&tmp),
-        www = d(www),
-    )
 }
 
 /// Scheduler program runs the kernel skipped (the report's `health.missed_runs`).

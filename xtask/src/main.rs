@@ -3,6 +3,7 @@
 mod bench;
 mod bench_cuda;
 mod bench_http;
+mod bench_load;
 mod demo;
 mod fuzz;
 mod layers;

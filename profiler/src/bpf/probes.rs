@@ -135,7 +135,7 @@ impl Probes {
         for spec in table {
             let loaded = if spec.category != RAW_TRACEPOINT {
                 load_tracepoint(&mut self.ebpf, spec).map(|_| ())
-            } else if self.raw_unusable(spec).is_none() {
+            } else if self.raw_usable(spec) {
                 load_raw_tracepoint(&mut self.ebpf, spec).map(|_| ())
             } else {
                 Ok(())
@@ -199,12 +199,15 @@ impl Probes {
         (result, point)
     }
 
+    /// Whether raw tracepoint `spec` is to be loaded here (see `raw_unusable`).
+    fn raw_usable(&self, spec: &ProbeSpec) -> bool {
+        !off_switched(spec) && (!spec.needs_task_offsets || self.task_pid_offset != 0)
+    }
+
     /// Why raw tracepoint `spec` is not to be loaded here: switched off by its environment
     /// variable, or reading `task_struct` at offsets this kernel's BTF did not give.
     fn raw_unusable(&self, spec: &ProbeSpec) -> Option<anyhow::Error> {
-        if let Some(env) = spec.off_switch
-            && std::env::var_os(env).is_some_and(|v| v != "0")
-        {
+        if let Some(env) = spec.off_switch.filter(|_| off_switched(spec)) {
             return Some(anyhow!("disabled by {env}"));
         }
         if spec.needs_task_offsets && self.task_pid_offset == 0 {
@@ -386,6 +389,13 @@ impl Probes {
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
+}
+
+/// Whether `spec`'s environment variable is set to anything but "0".
+fn off_switched(spec: &ProbeSpec) -> bool {
+    spec.off_switch
+        .and_then(std::env::var_os)
+        .is_some_and(|v| v != "0")
 }
 
 /// Loads (verifies) the tracepoint program of `spec`, unless it is loaded already (one program
