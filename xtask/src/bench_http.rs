@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
 use crate::{
-    bench_load::{Bpftrace, CONNECTIONS, Nginx, WrkResult, wrk},
+    bench_load::{Bpftrace, CONNECTIONS, Nginx, WrkResult, placement, wrk},
     shell::root,
 };
 
@@ -123,7 +123,10 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
             .collect::<Vec<_>>(),
     );
     let mut rows = Vec::new();
-    let mut summary = String::from("http (nginx 1 worker, wrk -t2 -c16, medians):");
+    let mut summary = format!(
+        "http (nginx 1 worker, wrk -t1 -c{CONNECTIONS}; {}; medians):",
+        placement()
+    );
     let nothing: Vec<f64> = samples[0].iter().map(|s| s.requests_per_s).collect();
     let nothing_cpu = median(
         &mut samples[0]
@@ -200,7 +203,8 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
             "profiler_syscall_path": pair_syscalls,
         },
         "server": "nginx 1 worker, 100-byte static file, keep-alive",
-        "load": format!("wrk -t2 -c{CONNECTIONS} -d{SECONDS}s"),
+        "load": format!("wrk -t1 -c{CONNECTIONS} -d{SECONDS}s"),
+        "placement": placement(),
         "rounds": REPEATS,
         "setups": rows,
     });

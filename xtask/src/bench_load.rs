@@ -1,6 +1,11 @@
 //! The load side of the HTTP benchmark: the nginx it measures (one worker, a 100-byte file),
 //! `wrk` driving it (with the machine's busy CPU time over the run), and `bpftrace` attached
 //! with a counting script (the floors the profiler is compared with).
+//!
+//! On a machine with two CPUs or more, nginx's worker runs on CPU 0 and wrk on CPU 1: left to
+//! the scheduler, the two moved between the CPUs and "nothing attached" alone ranged over ±10%
+//! between rounds minutes apart on the 2-vCPU VM; pinned, ±1–3% (docs/benchmarks.md). The
+//! profiler and bpftrace are not pinned: where their work lands is part of what they cost.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -15,6 +20,21 @@ use anyhow::{Context as _, Result, bail};
 
 /// wrk's connections (keep-alive).
 pub const CONNECTIONS: &str = "16";
+
+/// The CPUs nginx's worker and wrk run on, when the machine has two.
+fn pinned_cpus() -> Option<(usize, usize)> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus >= 2).then_some((0, 1))
+}
+
+/// How the load is placed, for the report.
+pub fn placement() -> &'static str {
+    if pinned_cpus().is_some() {
+        "nginx worker on CPU 0, wrk (one thread) on CPU 1; the profiler unpinned"
+    } else {
+        "one CPU: nothing pinned"
+    }
+}
 
 /// `bpftrace -e SCRIPT`, attached once it says so; stopped on drop.
 pub struct Bpftrace(Child);
@@ -93,8 +113,21 @@ fn busy_cpu_s() -> Result<f64> {
 
 pub fn wrk(url: &str, seconds: &str) -> Result<WrkResult> {
     let busy_before = busy_cpu_s()?;
-    let out = Command::new("wrk")
-        .args(["-t2", "-c", CONNECTIONS, "-d", &format!("{seconds}s"), url])
+    let duration = format!("{seconds}s");
+    let wrk_args = ["wrk", "-t1", "-c", CONNECTIONS, "-d", &duration, url];
+    let mut command = match pinned_cpus() {
+        Some((_, load_cpu)) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &load_cpu.to_string()]).args(wrk_args);
+            c
+        }
+        None => {
+            let mut c = Command::new("wrk");
+            c.args(&wrk_args[1..]);
+            c
+        }
+    };
+    let out = command
         .output()
         .context("running wrk (installed by `cargo xtask setup`)")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -167,8 +200,12 @@ fn config(dir: &Path, www: &Path, port: u16) -> String {
     let d = |p: &Path| p.display().to_string();
     let tmp: PathBuf = dir.join("tmp");
     let _ = std::fs::create_dir_all(&tmp);
+    // worker_cpu_affinity is a bit mask, CPU 0 rightmost.
+    let affinity = pinned_cpus().map_or(String::new(), |(server_cpu, _)| {
+        format!("worker_cpu_affinity {:b};\n", 1u64 << server_cpu)
+    });
     format!(
-        "daemon off;\nworker_processes 1;\npid {pid};\nerror_log stderr;\n\
+        "daemon off;\nworker_processes 1;\n{affinity}pid {pid};\nerror_log stderr;\n\
          events {{ worker_connections 1024; }}\n\
          http {{\n  access_log off;\n  sendfile on;\n  keepalive_requests 1000000;\n  \
          client_body_temp_path {t};\n  proxy_temp_path {t};\n  fastcgi_temp_path {t};\n  \
