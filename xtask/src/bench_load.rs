@@ -2,10 +2,11 @@
 //! `wrk` driving it (with the machine's busy CPU time over the run), and `bpftrace` attached
 //! with a counting script (the floors the profiler is compared with).
 //!
-//! On a machine with two CPUs or more, nginx's worker runs on CPU 0 and wrk on CPU 1: left to
-//! the scheduler, the two moved between the CPUs and "nothing attached" alone ranged over ±10%
-//! between rounds minutes apart on the 2-vCPU VM; pinned, ±1–3% (docs/benchmarks.md). The
-//! profiler and bpftrace are not pinned: where their work lands is part of what they cost.
+//! On a machine with two CPUs or more, nginx's worker runs on one CPU and wrk on another: left
+//! to the scheduler, the two moved between the CPUs and "nothing attached" alone ranged over
+//! ±10% between rounds minutes apart on the 2-vCPU VM; pinned, ±1% in a quiet phase and ±7% in
+//! a noisy one (docs/benchmarks.md). The profiler and bpftrace are not pinned: where their work
+//! lands is part of what they cost.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -21,18 +22,30 @@ use anyhow::{Context as _, Result, bail};
 /// wrk's connections (keep-alive).
 pub const CONNECTIONS: &str = "16";
 
-/// The CPUs nginx's worker and wrk run on, when the machine has two.
+/// The CPUs nginx's worker and wrk run on: the first two this process may run on (a cpuset can
+/// exclude CPUs 0 and 1), when there are two.
 fn pinned_cpus() -> Option<(usize, usize)> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cpus >= 2).then_some((0, 1))
+    // SAFETY: cpu_set_t is plain data, all zeros is an empty set; sched_getaffinity writes at
+    // most the size it is given.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; pid 0 is this thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0
+    {
+        return None;
+    }
+    // SAFETY: CPU_ISSET reads the set within CPU_SETSIZE.
+    let mut allowed =
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) });
+    Some((allowed.next()?, allowed.next()?))
 }
 
 /// How the load is placed, for the report.
-pub fn placement() -> &'static str {
-    if pinned_cpus().is_some() {
-        "nginx worker on CPU 0, wrk (one thread) on CPU 1; the profiler unpinned"
-    } else {
-        "one CPU: nothing pinned"
+pub fn placement() -> String {
+    match pinned_cpus() {
+        Some((server, load)) => format!(
+            "nginx worker on CPU {server}, wrk (one thread) on CPU {load}; the profiler unpinned"
+        ),
+        None => "one CPU: nothing pinned".into(),
     }
 }
 
@@ -200,9 +213,9 @@ fn config(dir: &Path, www: &Path, port: u16) -> String {
     let d = |p: &Path| p.display().to_string();
     let tmp: PathBuf = dir.join("tmp");
     let _ = std::fs::create_dir_all(&tmp);
-    // worker_cpu_affinity is a bit mask, CPU 0 rightmost.
+    // worker_cpu_affinity is a bit mask written in binary, CPU 0 rightmost.
     let affinity = pinned_cpus().map_or(String::new(), |(server_cpu, _)| {
-        format!("worker_cpu_affinity {:b};\n", 1u64 << server_cpu)
+        format!("worker_cpu_affinity 1{};\n", "0".repeat(server_cpu))
     });
     format!(
         "daemon off;\nworker_processes 1;\n{affinity}pid {pid};\nerror_log stderr;\n\
