@@ -267,5 +267,5 @@ fn transfer_exit(call: &ActiveCall, tgid: u32, tid: u32, ret: i64) {
         // Remembered so that close() on it is reported, and the addresses sent once.
         let _ = SOCKET_FDS.insert(fd_key(h.tgid, h.fd), h.sk, 0);
     }
-    emit_transfer(h, call, first);
+    emit_transfer(h, call, first, &cfg.sockets);
 }

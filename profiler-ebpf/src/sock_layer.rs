@@ -24,14 +24,14 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::RawTracePointContext,
 };
-use profiler_common::{MAX_SOCKET_FDS, counter, sock_event};
+use profiler_common::{MAX_SOCKET_FDS, SocketOffsets, counter, sock_event};
 
 use crate::{
     fd_socket::{AF_INET, AF_INET6, AF_UNIX, SOCK_STREAM},
     maps::{bump, is_watched},
     sock_record::{
-        ActiveCall, ECONNRESET, EPIPE, LAYOUT_BUF, LAYOUT_IOV, LAYOUT_MSG, LAYOUT_NONE, emit,
-        emit_transfer, fd_key, header, net_config,
+        ActiveCall, ECONNRESET, EPIPE, LAYOUT_BUF, LAYOUT_IOV, LAYOUT_MSG, LAYOUT_NONE, config,
+        emit, emit_transfer, fd_key, header,
     },
 };
 
@@ -173,9 +173,10 @@ fn transfer(ctx: &RawTracePointContext, kind: u8) -> Option<()> {
     if !interesting {
         return None;
     }
+    let cfg = config();
     // Read per transfer, not kept by socket address: a freed socket's address can come back
     // as another kind of socket.
-    let family = stream_family(sk)?;
+    let family = stream_family(sk, &cfg.sockets)?;
     let (nr, fd, buf, count) = syscall_args()?;
     let layout = match nr {
         nr::READ | nr::RECVFROM | nr::WRITE | nr::SENDTO => LAYOUT_BUF,
@@ -205,20 +206,18 @@ fn transfer(ctx: &RawTracePointContext, kind: u8) -> Option<()> {
         opened(tgid, tid, fd, sk, established);
     }
     let h = header(kind, tgid, tid, fd, ret, sk, family as u8);
-    emit_transfer(h, &call, first);
+    emit_transfer(h, &call, first, &cfg.sockets);
     Some(())
 }
 
 /// The family of socket `sk` when it is a TCP or Unix stream socket.
 #[inline(always)]
-fn stream_family(sk: u64) -> Option<u16> {
-    let family_at: u32 = net_config!(sockets.skc_family);
-    let type_at: u32 = net_config!(sockets.sk_type);
+fn stream_family(sk: u64, o: &SocketOffsets) -> Option<u16> {
     // SAFETY: `sk` is the tracepoint's live `struct sock`; the helper checks every read.
     let (family, kind) = unsafe {
         (
-            bpf_probe_read_kernel((sk + family_at as u64) as *const u16).ok()?,
-            bpf_probe_read_kernel((sk + type_at as u64) as *const u16).ok()?,
+            bpf_probe_read_kernel((sk + o.skc_family as u64) as *const u16).ok()?,
+            bpf_probe_read_kernel((sk + o.sk_type as u64) as *const u16).ok()?,
         )
     };
     let stream = kind as i16 == SOCK_STREAM && matches!(family, AF_INET | AF_INET6 | AF_UNIX);

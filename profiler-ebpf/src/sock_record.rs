@@ -58,7 +58,7 @@ static EVENT_SCRATCH: PerCpuArray<SockEventBuf> = PerCpuArray::with_max_entries(
 
 /// Written by userspace before load (see `NetConfig`).
 #[unsafe(no_mangle)]
-pub(crate) static NET_CONFIG: NetConfig = NetConfig {
+static NET_CONFIG: NetConfig = NetConfig {
     capture_bytes: 0,
     resolve_fds: 0,
     sock_len_sk: 0,
@@ -99,22 +99,6 @@ pub(crate) fn config() -> NetConfig {
     unsafe { core::ptr::read_volatile(&NET_CONFIG) }
 }
 
-/// One field of `NET_CONFIG` (e.g. `net_config!(sockets.sk_type)`), read volatile as `config`
-/// does: the per-transfer paths read only what they use, where a volatile copy of the whole
-/// struct is ≈ 30 loads each time.
-macro_rules! net_config {
-    ($($field:ident).+) => {
-        // SAFETY: plain data in .rodata, replaced by userspace before load; addr_of! takes the
-        // field's address without a reference.
-        unsafe {
-            core::ptr::read_volatile(core::ptr::addr_of!(
-                $crate::sock_record::NET_CONFIG.$($field).+
-            ))
-        }
-    };
-}
-pub(crate) use net_config;
-
 #[inline(always)]
 pub(crate) fn fd_key(tgid: u32, fd: i32) -> u64 {
     ((tgid as u64) << 32) | fd as u32 as u64
@@ -124,10 +108,15 @@ pub(crate) fn fd_key(tgid: u32, fd: i32) -> u64 {
 /// carries the connection's addresses, read now (a socket address can be reused by a later
 /// connection before userspace reads the event).
 #[inline(always)]
-pub(crate) fn emit_transfer(h: SockEventHeader, call: &ActiveCall, first: bool) {
+pub(crate) fn emit_transfer(
+    h: SockEventHeader,
+    call: &ActiveCall,
+    first: bool,
+    offsets: &SocketOffsets,
+) {
     let family = h.family as u16;
     let addrs = if first && (family == AF_INET || family == AF_INET6) {
-        conn_addrs_of(&net_config!(sockets), h.sk, family)
+        conn_addrs_of(offsets, h.sk, family)
     } else {
         None
     };
@@ -180,7 +169,7 @@ fn emit_with_addrs(
     // A record with nothing after its header (a close, an open, a `sendfile`, a failed or empty
     // transfer, `--capture-bytes 0`) is written straight into the ring: no scratch, no copy.
     let no_payload =
-        call.is_none_or(|c| ret <= 0 || c.layout == LAYOUT_NONE || net_config!(capture_bytes) == 0);
+        call.is_none_or(|c| ret <= 0 || c.layout == LAYOUT_NONE || config().capture_bytes == 0);
     if addrs.is_none() && no_payload {
         match SOCK_EVENTS.reserve::<SockEventHeader>(0) {
             Some(mut slot) => {
@@ -204,7 +193,7 @@ fn emit_with_addrs(
         && ret > 0
     {
         let data = scratch.data.as_mut_ptr();
-        let cap = net_config!(capture_bytes) as u64;
+        let cap = config().capture_bytes as u64;
         let mut want = cap;
         if want > ret as u64 {
             want = ret as u64;
