@@ -214,23 +214,14 @@ pub fn run(profiler: &Path) -> Result<HttpBench> {
 /// One wrk run under `setup`.
 fn measure(setup: Setup, profiler: &Path, pid: u32, url: &str) -> Result<Sample> {
     match setup {
-        Setup::Nothing => {
-            let wrk = wrk(url, SECONDS)?;
-            Ok(Sample {
-                requests_per_s: wrk.requests_per_s,
-                cpu_us_per_request: wrk.cpu_us_per_request(),
-                ..Sample::default()
-            })
-        }
-        Setup::BpftraceSyscalls | Setup::BpftraceSocketLayer => {
-            let script = if setup == Setup::BpftraceSyscalls {
-                SYSCALL_FLOOR
-            } else {
-                SOCKET_FLOOR
+        Setup::Nothing | Setup::BpftraceSyscalls | Setup::BpftraceSocketLayer => {
+            // Held (attached) until the wrk run is over.
+            let _tracer = match setup {
+                Setup::BpftraceSyscalls => Some(Bpftrace::start(SYSCALL_FLOOR)?),
+                Setup::BpftraceSocketLayer => Some(Bpftrace::start(SOCKET_FLOOR)?),
+                _ => None,
             };
-            let tracer = Bpftrace::start(script)?;
             let wrk = wrk(url, SECONDS)?;
-            drop(tracer);
             Ok(Sample {
                 requests_per_s: wrk.requests_per_s,
                 cpu_us_per_request: wrk.cpu_us_per_request(),
@@ -357,8 +348,7 @@ fn node_tax(profiler: &Path, pid: u32) -> Result<NodeTax> {
                 pairs.push(socket_pair_ns()?);
             }
             if let Some(mut child) = attached {
-                // SAFETY: kill has no memory-safety preconditions; the pid is our child.
-                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+                interrupt(&child);
                 let _ = child.wait();
             }
         }
@@ -386,16 +376,37 @@ fn socket_pair_ns() -> Result<f64> {
     Ok(start.elapsed().as_nanos() as f64 / f64::from(PAIRS))
 }
 
+/// `profiler attach --pid PID` with what profiler `setup` adds (its path or `--no-http`).
+fn attach_command(profiler: &Path, pid: u32, setup: Setup) -> Command {
+    let mut cmd = Command::new(profiler);
+    cmd.args(["attach", "--pid", &pid.to_string()]);
+    match setup {
+        Setup::ProfilerSyscallPath => {
+            cmd.env("PROFILER_SOCKETS_SYSCALL_PATH", "1");
+        }
+        Setup::ProfilerNoHttp => {
+            cmd.arg("--no-http");
+        }
+        _ => {}
+    }
+    cmd
+}
+
 /// The profiler attached to `pid` in `setup`, once it says so (its report discarded).
 fn attach_quiet(profiler: &Path, pid: u32, setup: Setup) -> Result<Child> {
-    let mut cmd = Command::new(profiler);
-    cmd.args(["attach", "--pid", &pid.to_string(), "--quiet"]);
-    if setup == Setup::ProfilerSyscallPath {
-        cmd.env("PROFILER_SOCKETS_SYSCALL_PATH", "1");
-    }
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let mut child = attach_command(profiler, pid, setup)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
     wait_attached(&mut child)?;
     Ok(child)
+}
+
+/// Ends the profiler's session (SIGINT: it detaches and writes its report).
+fn interrupt(child: &Child) {
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
 }
 
 /// Waits for the profiler's `attached` line, then keeps draining its stderr (the live view) so
@@ -454,18 +465,11 @@ fn profiled_with(
     setup: Setup,
     stats: bool,
 ) -> Result<ProfiledRun> {
-    let mut cmd = Command::new(profiler);
-    cmd.args(["attach", "--pid", &pid.to_string(), "--format", "json"]);
-    match setup {
-        Setup::ProfilerSyscallPath => {
-            cmd.env("PROFILER_SOCKETS_SYSCALL_PATH", "1");
-        }
-        Setup::ProfilerNoHttp => {
-            cmd.arg("--no-http");
-        }
-        _ => {}
-    }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut child = attach_command(profiler, pid, setup)
+        .args(["--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     wait_attached(&mut child)?;
     let before = if stats {
         programs_of(child.id())
@@ -488,8 +492,7 @@ fn profiled_with(
     } else {
         Vec::new()
     };
-    // SAFETY: kill has no memory-safety preconditions; the pid is our child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    interrupt(&child);
     let out = child.wait_with_output()?;
     let report: Value = serde_json::from_slice(&out.stdout).context("profiler report")?;
     Ok(ProfiledRun {

@@ -207,19 +207,20 @@ impl Probes {
     /// Why raw tracepoint `spec` is not to be loaded here: switched off by its environment
     /// variable, or reading `task_struct` at offsets this kernel's BTF did not give.
     fn raw_unusable(&self, spec: &ProbeSpec) -> Option<anyhow::Error> {
+        if self.raw_usable(spec) {
+            return None;
+        }
         if let Some(env) = spec.off_switch.filter(|_| off_switched(spec)) {
             return Some(anyhow!("disabled by {env}"));
         }
-        if spec.needs_task_offsets && self.task_pid_offset == 0 {
-            // Only the failure path parses BTF a second time, for the reason.
-            let why = crate::host::btf::task_offsets(&crate::host::btf::btf_path())
-                .err()
-                .map_or_else(|| "unknown".into(), |e| format!("{e:#}"));
-            return Some(anyhow!(
-                "no task_struct.pid/tgid offsets from kernel BTF ({why})"
-            ));
-        }
-        None
+        // Not switched off, so the task offsets are missing. Only this failure path parses
+        // BTF a second time, for the reason.
+        let why = crate::host::btf::task_offsets(&crate::host::btf::btf_path())
+            .err()
+            .map_or_else(|| "unknown".into(), |e| format!("{e:#}"));
+        Some(anyhow!(
+            "no task_struct.pid/tgid offsets from kernel BTF ({why})"
+        ))
     }
 
     /// Loads uprobe program `program` without attaching it (a verifier check).
