@@ -521,3 +521,37 @@ pub fn describe(server: &Value) -> String {
 pub fn by_status(server: &Value, status: &str) -> u64 {
     server["by_status"][status].as_u64().unwrap_or(0)
 }
+
+/// Latency tolerance of the HTTP suites: max(5%, 200 µs) of the ground truth (tests/tests/http.rs
+/// says why).
+pub const LATENCY_TOLERANCE: f64 = 0.05;
+pub const LATENCY_TOLERANCE_US: f64 = 200.0;
+
+/// Requests, errors and statuses the profiler reports equal what the load generator counted.
+pub fn assert_counts(server: &Value, requests: u64, status: &str) {
+    println!("profiler: {}", describe(server));
+    let reported = count(&server["requests"], "requests");
+    println!("requests: profiler {reported}, load generator {requests}");
+    assert_eq!(reported, requests, "request count");
+    assert_eq!(by_status(server, status), requests, "by_status[{status}]");
+    assert_eq!(
+        count(&server["by_method"]["GET"], "by_method.GET"),
+        requests,
+        "by_method.GET"
+    );
+}
+
+/// The section reports no error.
+pub fn no_errors(server: &Value) {
+    assert_eq!(
+        count(&server["errors"]["total"], "errors.total"),
+        0,
+        "errors: {}",
+        server["errors"]
+    );
+}
+
+/// Percentile `p` (e.g. `p50_us`) of distribution `name` (e.g. `latency`) in a report section.
+pub fn dist(server: &Value, name: &str, p: &str) -> f64 {
+    num(&server[name][p], &format!("{name}.{p}"))
+}

@@ -110,6 +110,8 @@ pub fn run() -> Result<()> {
                 "--test",
                 "http",
                 "--test",
+                "http_attribution",
+                "--test",
                 "sse",
                 "--test",
                 "llm",
