@@ -264,6 +264,44 @@ pub fn loaded_programs() -> Vec<(u64, String)> {
         .unwrap_or_default()
 }
 
+/// Program ids of the eBPF links in the kernel (`bpftool link show --json`): a program with no
+/// link (and no perf event) no longer runs, even while the kernel has yet to free it.
+pub fn linked_programs() -> Vec<u64> {
+    let out = Command::new("bpftool")
+        .args(["link", "show", "--json"])
+        .output()
+        .expect("bpftool (installed by `cargo xtask setup`)");
+    assert!(out.status.success(), "bpftool failed");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("bpftool json");
+    v.as_array()
+        .map(|links| links.iter().filter_map(|l| l["prog_id"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// Which of `ids` are still loaded once the kernel has had up to `patience` to release them.
+///
+/// A program outlives the process that loaded it by a grace period or more: closing a raw
+/// tracepoint link defers the link's last program reference to an RCU callback (6.9+), and a
+/// perf-event or link put from IRQ context goes through a workqueue. So "exited" and "unloaded"
+/// are not the same instant; under load (CI's 2 CPUs) the gap was seen to exceed a `bpftool`
+/// call (≈ 200 ms on 6.18 after every session, while the links were gone at once). The caller
+/// asserts the result is empty: a leak still fails, after `patience`.
+pub fn still_loaded_after(ids: &[u64], patience: Duration) -> Vec<u64> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let loaded: Vec<u64> = loaded_programs().into_iter().map(|(id, _)| id).collect();
+        let left: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| loaded.contains(id))
+            .collect();
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The profiler's scheduler programs.
 pub const OUR_PROGRAMS: &[&str] = &[
     "sched_switch_raw",

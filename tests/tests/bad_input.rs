@@ -39,11 +39,13 @@ fn expect_usage_error(cmd: &mut Command, what: &str, needle: &str) {
         "{what}: {:?} lacks {needle:?}",
         lines[0]
     );
-    let new: Vec<(u64, String)> = loaded_programs()
+    let new: Vec<u64> = loaded_programs()
         .into_iter()
         .filter(|(id, name)| !before.contains(id) && is_ours(name))
+        .map(|(id, _)| id)
         .collect();
-    assert!(new.is_empty(), "{what}: programs left loaded: {new:?}");
+    let left = still_loaded_after(&new, std::time::Duration::from_secs(5));
+    assert!(left.is_empty(), "{what}: programs left loaded: {left:?}");
 }
 
 fn profiler() -> Command {

@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
-use profiler_tests::{Profiler, http::*, privileged, programs_held_by, read_report, temp_path};
+use profiler_tests::{
+    Profiler, http::*, privileged, programs_held_by, read_report, still_loaded_after, temp_path,
+};
 use serde_json::Value;
 
 fn kill(pid: u32, sig: i32) {
@@ -215,26 +217,11 @@ fn sigkilled_daemon_leaves_nothing_loaded() {
     assert_eq!(scrape.code, 0, "the daemon serves: {}", scrape.stderr);
     kill(daemon.child.id(), libc::SIGKILL);
     let _ = daemon.child.wait();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let loaded = |id: &u64| {
-        Command::new("bpftool")
-            .args(["prog", "show", "id", &id.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    loop {
-        let left: Vec<&u64> = programs.iter().filter(|id| loaded(id)).collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "programs still loaded 5 s after SIGKILL: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let left = still_loaded_after(&programs, Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "programs still loaded 5 s after SIGKILL: {left:?}"
+    );
     let check = Command::new(profiler_tests::profiler_bin())
         .arg("check")
         .output()

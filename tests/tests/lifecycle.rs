@@ -41,6 +41,11 @@ fn end_session(ending: Ending, expected_reason: &str) {
         OUR_PROGRAMS.len(),
         "expected every scheduler program loaded while attached"
     );
+    let linked = linked_programs();
+    assert!(
+        ours.iter().all(|id| linked.contains(id)),
+        "expected every scheduler program linked while attached: {ours:?} vs {linked:?}"
+    );
 
     match ending {
         Ending::Sigint => profiler.signal(libc::SIGINT),
@@ -53,14 +58,20 @@ fn end_session(ending: Ending, expected_reason: &str) {
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report on stdout");
     assert_eq!(report["end_reason"], expected_reason);
 
-    let still: Vec<u64> = loaded_programs()
+    // Detached at exit: no link runs our programs any more (the kernel drops links at once)...
+    let linked: Vec<u64> = linked_programs()
         .into_iter()
-        .map(|(id, _)| id)
         .filter(|id| ours.contains(id))
         .collect();
     assert!(
+        linked.is_empty(),
+        "programs still linked after exit: {linked:?}"
+    );
+    // ...and unloaded once the kernel's deferred release has run.
+    let still = still_loaded_after(&ours, std::time::Duration::from_secs(5));
+    assert!(
         still.is_empty(),
-        "programs still loaded after exit: {still:?}"
+        "programs still loaded 5 s after exit: {still:?}"
     );
     let uprobe_events =
         std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
