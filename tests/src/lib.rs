@@ -241,41 +241,39 @@ pub fn profile_workload(args: &[&str]) -> (Value, Value) {
     (truth, report)
 }
 
-/// Ids and names of the eBPF programs loaded in the kernel, from `bpftool prog show --json`.
-pub fn loaded_programs() -> Vec<(u64, String)> {
+/// The objects `bpftool <kind> show --json` lists (kind: "prog" or "link").
+fn bpftool_list(kind: &str) -> Vec<Value> {
     let out = Command::new("bpftool")
-        .args(["prog", "show", "--json"])
+        .args([kind, "show", "--json"])
         .output()
         .expect("bpftool (installed by `cargo xtask setup`)");
-    assert!(out.status.success(), "bpftool failed");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("bpftool json");
-    v.as_array()
-        .map(|progs| {
-            progs
-                .iter()
-                .map(|p| {
-                    (
-                        p["id"].as_u64().unwrap_or(0),
-                        p["name"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    assert!(out.status.success(), "bpftool {kind} show failed");
+    match serde_json::from_slice(&out.stdout).expect("bpftool json") {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    }
 }
 
-/// Program ids of the eBPF links in the kernel (`bpftool link show --json`): a program with no
-/// link (and no perf event) no longer runs, even while the kernel has yet to free it.
+/// Ids and names of the eBPF programs loaded in the kernel.
+pub fn loaded_programs() -> Vec<(u64, String)> {
+    bpftool_list("prog")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_u64().unwrap_or(0),
+                p["name"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Program ids of the eBPF links in the kernel: a program with no link (and no perf event) no
+/// longer runs, even while the kernel has yet to free it.
 pub fn linked_programs() -> Vec<u64> {
-    let out = Command::new("bpftool")
-        .args(["link", "show", "--json"])
-        .output()
-        .expect("bpftool (installed by `cargo xtask setup`)");
-    assert!(out.status.success(), "bpftool failed");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("bpftool json");
-    v.as_array()
-        .map(|links| links.iter().filter_map(|l| l["prog_id"].as_u64()).collect())
-        .unwrap_or_default()
+    bpftool_list("link")
+        .iter()
+        .filter_map(|l| l["prog_id"].as_u64())
+        .collect()
 }
 
 /// Which of `ids` are still loaded once the kernel has had up to `patience` to release them.
