@@ -126,21 +126,16 @@ fn busy_cpu_s() -> Result<f64> {
 
 pub fn wrk(url: &str, seconds: &str) -> Result<WrkResult> {
     let busy_before = busy_cpu_s()?;
-    let duration = format!("{seconds}s");
-    let wrk_args = ["wrk", "-t1", "-c", CONNECTIONS, "-d", &duration, url];
     let mut command = match pinned_cpus() {
         Some((_, load_cpu)) => {
-            let mut c = Command::new("taskset");
-            c.args(["-c", &load_cpu.to_string()]).args(wrk_args);
-            c
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", &load_cpu.to_string(), "wrk"]);
+            taskset
         }
-        None => {
-            let mut c = Command::new("wrk");
-            c.args(&wrk_args[1..]);
-            c
-        }
+        None => Command::new("wrk"),
     };
     let out = command
+        .args(["-t1", "-c", CONNECTIONS, "-d", &format!("{seconds}s"), url])
         .output()
         .context("running wrk (installed by `cargo xtask setup`)")?;
     let text = String::from_utf8_lossy(&out.stdout);
